@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The GPU checks of the long_conv "fft" backend, in one call on a CUDA machine (~5-8 min on an H100):
+#   PYTHONPATH=. bash benchmarks/gpu_suite.sh
+# 1. the GPU tests at real sizes (tests/ops/test_conv_fft_gpu.py), compiled, no interpreter;
+# 2. the speed table of every backend against "torch" (benchmarks/speed/conv.py);
+# 3. every `gpu` or `triton` test under tests/ops, compiled on the GPU.
+# Logs, CSV and Markdown go to $OUT (default benchmarks/results/gpu_suite); copy the
+# conv_<device>.{csv,md} tables into benchmarks/results/ to keep them.
+set -uo pipefail
+OUT=${OUT:-benchmarks/results/gpu_suite}
+mkdir -p "$OUT"
+export TRITON_INTERPRET=0 TRITON_DEFAULT_FP_FUSION=${TRITON_DEFAULT_FP_FUSION:-1}
+status=0
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+} 2>&1 | tee "$OUT/env.log"
+
+timeout 150 python -m pytest -p no:cacheprovider tests/ops/test_conv_fft_gpu.py -q -rs \
+    --durations=10 2>&1 | tee "$OUT/pytest_fft_gpu.log"
+status=$((status | PIPESTATUS[0]))
+
+timeout 240 python benchmarks/speed/conv.py --out "$OUT" 2>&1 | tee "$OUT/bench_conv.log"
+status=$((status | PIPESTATUS[0]))
+
+timeout 180 python -m pytest -p no:cacheprovider -m "gpu or triton" tests/ops -q -rs -x \
+    --durations=10 2>&1 | tee "$OUT/pytest_gpu_triton.log"
+status=$((status | PIPESTATUS[0]))
+
+echo "gpu_suite exit status: $status" | tee -a "$OUT/env.log"
+exit "$status"

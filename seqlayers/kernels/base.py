@@ -1,0 +1,71 @@
+"""The one interface every layer family shares: a module that maps a length to a kernel."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class KernelGenerator(nn.Module):
+    """Maps a sequence length ``L`` to a real convolution kernel of shape ``(C, H, L)``.
+
+    Subclasses implement :meth:`kernel` and set :attr:`d_model` (``H``) and :attr:`channels`
+    (``C``, output channels per feature; a bidirectional layer asks for twice the channels it
+    outputs and uses the second half as the anti-causal kernel). :meth:`forward` checks ``L`` and
+    the result's shape, so every generator gets the same errors.
+
+    Recurrent generators (state space models) also implement :meth:`default_state` and
+    :meth:`step`, and set ``recurrent = True``.
+
+    Example:
+        >>> gen = seqlayers.kernels.S4DKernel(d_model=4, d_state=8)
+        >>> gen(100).shape
+        torch.Size([1, 4, 100])
+    """
+
+    recurrent: bool = False
+
+    def __init__(self, d_model: int, channels: int = 1) -> None:
+        super().__init__()
+        if not isinstance(d_model, int) or d_model <= 0:
+            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
+        if not isinstance(channels, int) or channels <= 0:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        self.d_model = d_model
+        self.channels = channels
+
+    def kernel(self, L: int) -> Tensor:
+        """Compute the kernel for length ``L``: float32 tensor of shape ``(C, H, L)``."""
+        raise NotImplementedError
+
+    def forward(self, L: int) -> Tensor:
+        """Return the kernel for length ``L``, shape ``(C, H, L)``, float32.
+
+        A generator whose parameters are float64 (``module.double()``) returns float64, so that
+        gradients can be checked in double precision.
+        """
+        if isinstance(L, bool) or not isinstance(L, int) or L <= 0:
+            raise ValueError(f"kernel length L must be a positive int, got {L!r}")
+        k = self.kernel(L)
+        expected = (self.channels, self.d_model, L)
+        if tuple(k.shape) != expected:
+            raise RuntimeError(
+                f"{type(self).__name__}.kernel({L}) returned shape {tuple(k.shape)}, "
+                f"expected (C, H, L) = {expected}"
+            )
+        return k if k.dtype == torch.float64 else k.float()
+
+    def default_state(self, batch: int, device: torch.device | str | None = None) -> Tensor:
+        """Zero recurrent state for ``batch`` sequences (recurrent generators only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no recurrent mode")
+
+    def step(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Advance one time step: ``u_t (B, H) -> y_t (B, C, H)`` and the new state.
+
+        ``y_t`` is the convolution output only (no skip term); it equals
+        ``sum_s k[:, :, t - s] * u_s`` of the kernel of :meth:`forward`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no recurrent mode")
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, channels={self.channels}"

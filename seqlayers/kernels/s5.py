@@ -1,0 +1,230 @@
+"""S5: one multi-input multi-output diagonal state space model for all features (Smith et al. 2023).
+
+The generator holds the ``P'`` complex modes (``P' = P/2`` with conjugate symmetry, else ``P``),
+their step sizes, and the input/output projections ``B_tilde (P', H)``, ``C_tilde (C, H, P')``.
+It exposes the modal (diagonal) kernel ``z_p^l`` and the recurrence over the modes; the S5 layer
+puts the modes between ``B`` and ``C``, running them by convolution or by a parallel scan.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..init.ptd import S5_INITS, s5_block_init
+from ..ops.conv import long_conv
+from ..ops.scan import linear_scan
+from ..optim import set_optim_hint
+from .base import KernelGenerator
+from .s4d import _check_disc, discretize
+
+C_INITS = ("lecun", "trunc_standard", "complex_normal")
+CLIP_RE = -1e-4
+
+
+def _initial_modes(
+    d_state: int, blocks: int, init: str, conj_sym: bool, ptd_eps: float
+) -> tuple[Tensor, Tensor, Tensor, int]:
+    """``Lambda (P',)``, ``V (n, P')``, ``V^-1 (P', n)`` (complex128) and ``n``, the rows of B.
+
+    Without conjugate symmetry ``P' = n = P``. With it, ``P' = P/2``: for ``legs``/``lin``/``inv``
+    the blocks of size ``P/J`` are closed under conjugation and one mode of each pair is kept
+    (``n = P``, ``2 Re`` restores the other); for ``ptd`` the perturbation is complex, so no pairs
+    exist, and each block instead holds the PTD of HiPPO-LegS of size ``P/(2J)`` (``n = P/2``),
+    whose ``2 Re`` output realizes ``A + E`` together with its conjugate.
+    """
+    if conj_sym and init == "ptd":
+        Lambda, V, Vinv = s5_block_init(d_state // 2, blocks, "ptd", eps=ptd_eps)
+        return Lambda, V, Vinv, d_state // 2
+    Lambda, V, Vinv = s5_block_init(d_state, blocks, init, eps=ptd_eps)
+    if conj_sym:
+        keep = torch.argsort(-Lambda.imag, stable=True)[: d_state // 2]
+        Lambda, V, Vinv = Lambda[keep], V[:, keep], Vinv[keep]
+    return Lambda, V, Vinv, d_state
+
+
+class S5Kernel(KernelGenerator):
+    """The modes of S5 and their projections: ``u (B, H, L)`` -> states ``(B, P', L)`` -> ``(B, C, H, L)``.
+
+    Parameters: ``Lambda_re, Lambda_im (P',)``, ``log_step (P',)`` (one step size per state,
+    ``log_step ~ U[log dt_min, log dt_max]``), ``B (P', H)`` complex (stored as real pairs,
+    ``B_tilde = V^-1 B`` with ``B`` LeCun normal), ``C (channels, H, P')`` complex
+    (``C_tilde = C V``). ``Lambda``, ``log_step`` and ``B`` carry the hint ``lr``, weight decay 0.
+
+    Discretization (per state): ``zoh``: ``Lambda_bar = exp(dt Lambda)``,
+    ``B_bar = (Lambda_bar - 1) / Lambda * B_tilde``; ``bilinear`` as in S4D. Output
+    ``y = f Re(C_tilde x)`` with ``f = 2`` under conjugate symmetry, else 1.
+
+    S5 is multi-input multi-output, so there is no per-feature ``(C, H, L)`` kernel: use
+    :meth:`modal_kernel`, :meth:`project_in`, :meth:`modes` and :meth:`project_out`.
+
+    Args:
+        d_model: ``H``.
+        d_state: ``P``, the number of complex states (even with ``conj_sym``).
+        channels: output projections ``C`` (2 for a bidirectional layer: forward and backward).
+        blocks: ``J``; ``P`` (``P/2`` with ``conj_sym``) split in ``J`` equal blocks.
+        init: ``"ptd"`` (default), ``"legs"``, ``"lin"`` or ``"inv"``; see
+            :func:`seqlayers.init.s5_block_init`.
+        ptd_eps: relative size of the PTD perturbation.
+        conj_sym: keep ``P/2`` modes and output ``2 Re`` (see :func:`_initial_modes` for ``ptd``).
+        disc: ``"zoh"`` (default) or ``"bilinear"``.
+        dt_min, dt_max: range of the initial step sizes (log-uniform).
+        clip_eigs: clamp ``Re(Lambda) <= -1e-4`` in every use.
+        C_init: ``"lecun"`` (``C ~ N(0, 1/P)``), ``"trunc_standard"`` (standard normal truncated
+            to ``[-2, 2]``), both real and mapped by ``V``; or ``"complex_normal"`` (``C_tilde``
+            drawn directly, ``CN(0, 1)``).
+        lr: learning-rate hint for ``Lambda``, ``log_step`` and ``B`` (None: no hint).
+
+    Example:
+        >>> gen = S5Kernel(d_model=4, d_state=16, blocks=2, init="legs")
+        >>> x = gen.modes(gen.project_in(torch.randn(3, 4, 50)), mode="scan")
+        >>> gen.project_out(x).shape
+        torch.Size([3, 1, 4, 50])
+    """
+
+    recurrent = True
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        *,
+        channels: int = 1,
+        blocks: int = 8,
+        init: str = "ptd",
+        ptd_eps: float = 0.05,
+        conj_sym: bool = True,
+        disc: str = "zoh",
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        clip_eigs: bool = False,
+        C_init: str = "lecun",
+        lr: float | None = 1e-3,
+    ) -> None:
+        super().__init__(d_model, channels)
+        _check_disc(disc)
+        if isinstance(d_state, bool) or not isinstance(d_state, int) or d_state <= 0:
+            raise ValueError(f"d_state must be a positive int, got {d_state!r}")
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks <= 0:
+            raise ValueError(f"blocks must be a positive int, got {blocks!r}")
+        if d_state % blocks:
+            raise ValueError(f"d_state={d_state} must be divisible by blocks={blocks} (blocks of size P/J)")
+        if conj_sym and (d_state // blocks) % 2:
+            raise ValueError(
+                f"conj_sym=True needs an even block size P/J to keep conjugate pairs, got "
+                f"d_state={d_state}, blocks={blocks} (P/J={d_state // blocks}); use conj_sym=False"
+            )
+        if init not in S5_INITS:
+            raise ValueError(f"unknown S5 init {init!r}; expected one of {list(S5_INITS)}")
+        if C_init not in C_INITS:
+            raise ValueError(f"unknown C_init {C_init!r}; expected one of {list(C_INITS)}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
+        H = d_model
+        self.d_state, self.blocks, self.init, self.disc = d_state, blocks, init, disc
+        self.conj_sym, self.clip_eigs = conj_sym, clip_eigs
+        self.out_factor = 2.0 if conj_sym else 1.0
+        Lambda, V, Vinv, n = _initial_modes(d_state, blocks, init, conj_sym, ptd_eps)
+        P = Lambda.shape[0]
+        B = torch.randn(n, H, dtype=torch.float64) / math.sqrt(H)
+        if C_init == "complex_normal":
+            C = torch.randn(channels, H, P, dtype=torch.complex128)
+        else:
+            C = torch.randn(channels, H, n, dtype=torch.float64)
+            C = C / math.sqrt(n) if C_init == "lecun" else nn.init.trunc_normal_(C, a=-2.0, b=2.0)
+            C = C.to(torch.complex128) @ V
+        log_step = torch.rand(P) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        self.Lambda_re = nn.Parameter(Lambda.real.float())
+        self.Lambda_im = nn.Parameter(Lambda.imag.float())
+        self.log_step = nn.Parameter(log_step)
+        self.B = nn.Parameter(torch.view_as_real((Vinv @ B.to(torch.complex128)).to(torch.cfloat)))
+        self.C = nn.Parameter(torch.view_as_real(C.to(torch.cfloat)))
+        for p in (self.Lambda_re, self.Lambda_im, self.log_step, self.B):
+            set_optim_hint(p, lr, 0.0)
+
+    @property
+    def n_modes(self) -> int:
+        """``P'``: complex modes held (``P/2`` with conjugate symmetry, else ``P``)."""
+        return self.Lambda_re.shape[0]
+
+    @property
+    def Lambda(self) -> Tensor:
+        """Complex ``(P',)`` continuous-time eigenvalues (real part clipped if ``clip_eigs``)."""
+        re = self.Lambda_re.clamp(max=CLIP_RE) if self.clip_eigs else self.Lambda_re
+        return torch.complex(re, self.Lambda_im)
+
+    def discrete(self) -> tuple[Tensor, Tensor]:
+        """``Lambda_bar (P',)`` and ``B_bar (P', H)``, complex64."""
+        dA, dB = discretize(self.Lambda.unsqueeze(-1), self.log_step, self.disc)
+        return dA.squeeze(-1), dB * torch.view_as_complex(self.B)
+
+    def modal_kernel(self, L: int) -> Tensor:
+        """The modal kernel ``K[p, l] = Lambda_bar_p ** l`` for ``l < L``: complex64 ``(P', L)``."""
+        if isinstance(L, bool) or not isinstance(L, int) or L <= 0:
+            raise ValueError(f"kernel length L must be a positive int, got {L!r}")
+        if self.disc == "zoh":  # exact, and no log(0) when exp(dt Lambda) underflows
+            log_z = torch.exp(self.log_step) * self.Lambda
+        else:
+            log_z = torch.log(self.discrete()[0])
+        steps = torch.arange(L, device=log_z.device, dtype=log_z.real.dtype)
+        return torch.exp(log_z.unsqueeze(-1) * steps)
+
+    def kernel(self, L: int) -> Tensor:
+        raise NotImplementedError(
+            "S5 is multi-input multi-output and has no per-feature (C, H, L) kernel; "
+            "use modal_kernel(L) between project_in and project_out"
+        )
+
+    def project_in(self, u: Tensor) -> Tensor:
+        """``B_bar u``: real ``(B, H, L)`` -> complex64 ``(B, P', L)``."""
+        _, B_bar = self.discrete()
+        return torch.einsum("ph,bhl->bpl", B_bar, u.to(B_bar.dtype))
+
+    def modes(self, Bu: Tensor, mode: str, backend: str = "auto") -> Tensor:
+        """States ``x_t = Lambda_bar x_{t-1} + (B_bar u)_t`` from zero: complex ``(B, P', L)`` in and out.
+
+        ``mode="scan"`` runs :func:`seqlayers.ops.linear_scan`; ``mode="conv"`` convolves with
+        :meth:`modal_kernel` through :func:`seqlayers.ops.long_conv` (``backend``), as four real
+        convolutions of the real and imaginary parts.
+        """
+        Bsz, P, L = Bu.shape
+        if mode == "scan":
+            dA, _ = self.discrete()
+            a = dA.expand(Bsz, L, P)
+            return linear_scan(a, Bu.transpose(1, 2).contiguous()).transpose(1, 2)
+        K = self.modal_kernel(L)
+        u4 = torch.cat([Bu.real, Bu.imag, Bu.imag, Bu.real], dim=1)
+        k4 = torch.cat([K.real, K.imag, K.real, K.imag])
+        rr, ii, ri, ir = long_conv(u4, k4, backend=backend).split(P, dim=1)
+        return torch.complex(rr - ii, ri + ir)
+
+    def project_out(self, x: Tensor, channel: int | None = None) -> Tensor:
+        """``f Re(C_tilde x)``: complex ``(B, P', L)`` -> real ``(B, C, H, L)`` (``(B, H, L)`` for one channel)."""
+        C = torch.view_as_complex(self.C)
+        if channel is not None:
+            return self.out_factor * torch.einsum("hp,bpl->bhl", C[channel], x).real
+        return self.out_factor * torch.einsum("chp,bpl->bchl", C, x).real
+
+    def default_state(self, batch: int, device: torch.device | str | None = None) -> Tensor:
+        """Zero state, complex64 ``(batch, P')``."""
+        device = self.log_step.device if device is None else device
+        return torch.zeros(batch, self.n_modes, dtype=torch.cfloat, device=device)
+
+    def step(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """``x_t = Lambda_bar x_{t-1} + B_bar u_t``, ``y_t = f Re(C_tilde x_t)``: ``u_t (B, H)`` -> ``(B, C, H)``."""
+        expected = (u_t.shape[0], self.n_modes)
+        if not isinstance(state, Tensor) or tuple(state.shape) != expected or not state.is_complex():
+            got = f"{tuple(state.shape)} {state.dtype}" if isinstance(state, Tensor) else type(state).__name__
+            raise ValueError(f"S5 state must be complex of shape (B, P') = {expected}, got {got}")
+        dA, B_bar = self.discrete()
+        state = dA * state + u_t.to(B_bar.dtype) @ B_bar.T
+        y = self.out_factor * torch.einsum("chp,bp->bch", torch.view_as_complex(self.C), state).real
+        return y, state
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, d_state={self.d_state}, blocks={self.blocks}, init={self.init!r}, "
+            f"conj_sym={self.conj_sym}, disc={self.disc!r}, clip_eigs={self.clip_eigs}"
+        )

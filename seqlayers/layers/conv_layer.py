@@ -1,0 +1,246 @@
+"""The layer every family shares: kernel generator -> long convolution -> skip, activation,
+dropout, output mixing.
+
+A layer family is a :class:`~seqlayers.kernels.KernelGenerator` plus a thin subclass of
+:class:`ConvLayer` that builds it. Everything else (input checks, transposition, the skip term
+``D``, bidirectional kernels, activation, dropout tied over the length, GLU/linear mixing, and the
+recurrent ``step``) lives here once.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..kernels.base import KernelGenerator
+from ..ops.conv import long_conv
+
+ACTIVATIONS = {
+    "identity": nn.Identity,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+}
+MIXINGS = ("glu", "linear", "none")
+
+
+def check_choice(kind: str, value, choices) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"unknown {kind} {value!r}; expected one of {sorted(choices)}")
+
+
+class TiedDropout(nn.Module):
+    """Dropout whose mask is shared over the last (length) dimension: ``(B, F, L)`` in, same out."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        mask = torch.empty(x.shape[:-1] + (1,), device=x.device, dtype=x.dtype).bernoulli_(1 - self.p)
+        return x * mask / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class ConvLayer(nn.Module):
+    """A long-convolution layer around any kernel generator.
+
+    ``x (B, L, H)`` -> kernel ``k = generator(L)`` -> ``y_c = k_c * x + D_c x`` for each of the
+    ``C`` channels -> activation -> dropout (tied over the length) -> output mixing
+    (``Linear(C*H -> 2H)`` + GLU by default) -> ``(B, L, H)``.
+
+    Args:
+        generator: a :class:`KernelGenerator` with ``d_model = H``. For a bidirectional layer it
+            must have an even number of channels: the first half are causal kernels, the second
+            half anti-causal ones (they see the strict future: no wrap-around, no double-counted
+            present).
+        bidirectional: combine a causal and an anti-causal kernel per output channel.
+        activation: ``"gelu"`` (default), ``"silu"``, ``"relu"``, ``"tanh"`` or ``"identity"``.
+        mixing: ``"glu"`` (``Linear(C*H, 2H)`` + GLU, default), ``"linear"`` (``Linear(C*H, H)``)
+            or ``"none"`` (only when ``C == 1``).
+        dropout: probability, one mask per (batch, feature) shared over the length.
+        transposed: inputs and outputs are ``(B, H, L)`` instead of ``(B, L, H)``.
+        skip: learn the skip term ``D`` of shape ``(C, H)``.
+        backend: ``long_conv`` backend for this layer (``"auto"`` by default).
+
+    Example:
+        >>> layer = ConvLayer(seqlayers.kernels.S4DKernel(d_model=16))
+        >>> layer(torch.randn(2, 100, 16)).shape
+        torch.Size([2, 100, 16])
+    """
+
+    def __init__(
+        self,
+        generator: KernelGenerator,
+        *,
+        bidirectional: bool = False,
+        activation: str = "gelu",
+        mixing: str = "glu",
+        dropout: float = 0.0,
+        transposed: bool = False,
+        skip: bool = True,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if not isinstance(generator, KernelGenerator):
+            raise TypeError(f"generator must be a KernelGenerator, got {type(generator).__name__}")
+        check_choice("activation", activation, ACTIVATIONS)
+        check_choice("mixing", mixing, MIXINGS)
+        if bidirectional and generator.channels % 2:
+            raise ValueError(
+                f"a bidirectional layer needs a generator with an even number of channels "
+                f"(causal + anti-causal halves), got channels={generator.channels}"
+            )
+        self.d_model = H = generator.d_model
+        self.kernel = generator
+        self.bidirectional = bidirectional
+        self.channels = C = generator.channels // (2 if bidirectional else 1)
+        self.transposed = transposed
+        self.backend = backend
+        self.D = nn.Parameter(torch.randn(C, H)) if skip else None
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = TiedDropout(dropout)
+        if mixing == "glu":
+            self.mixing = nn.Sequential(nn.Linear(C * H, 2 * H), nn.GLU(dim=-1))
+        elif mixing == "linear":
+            self.mixing = nn.Linear(C * H, H)
+        else:
+            if C != 1:
+                raise ValueError(f"mixing='none' needs one output channel, got channels={C}")
+            self.mixing = nn.Identity()
+
+    # ------------------------------------------------------------------ input checks
+    def _check_input(self, x: Tensor) -> Tensor:
+        """Validate ``x`` and return it as ``(B, H, L)``."""
+        layout = "(B, H, L)" if self.transposed else "(B, L, H)"
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{type(self).__name__} expects a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point() or x.is_complex():
+            raise TypeError(f"{type(self).__name__} expects a real floating-point input, got dtype {x.dtype}")
+        if x.dim() != 3:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape {layout} with H={self.d_model}, "
+                f"got {tuple(x.shape)}"
+            )
+        h_dim = 1 if self.transposed else 2
+        if x.shape[h_dim] != self.d_model:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape {layout} with H={self.d_model}, "
+                f"got {tuple(x.shape)}"
+            )
+        if x.shape[0] == 0 or x.shape[3 - h_dim] == 0:
+            raise ValueError(f"{type(self).__name__} expects B >= 1 and L >= 1, got {tuple(x.shape)}")
+        return x if self.transposed else x.transpose(1, 2)
+
+    # ------------------------------------------------------------------ core
+    def _skip_term(self) -> Tensor | None:
+        return None if self.D is None else self.D.reshape(-1)
+
+    def _convolve(self, u: Tensor) -> Tensor:
+        """``u (B, H, L)`` -> convolution plus skip term, ``(B, C, H, L)`` in ``u``'s dtype."""
+        B, H, L = u.shape
+        C = self.channels
+        k = self.kernel(L)  # (C or 2C, H, L)
+        u_in = u.unsqueeze(1).expand(B, C, H, L)
+        D = self._skip_term()
+        if self.bidirectional:
+            # The anti-causal half runs on the reversed sequence. Its kernel is delayed by one step
+            # so that it sees only the strict future: y[t] += sum_{m >= 1} k_bwd[m - 1] u[t + m].
+            k_fwd, k_bwd = k[:C], F.pad(k[C:, :, : L - 1], (1, 0))
+            k = torch.cat([k_fwd, k_bwd])
+            u_in = torch.cat([u_in, u_in.flip(-1)], dim=1)
+            if D is not None:
+                D = torch.cat([D, torch.zeros_like(D)])
+        n_conv = k.shape[0]
+        y = long_conv(
+            u_in.reshape(B, n_conv * H, L), k.reshape(n_conv * H, L), D, backend=self.backend
+        ).view(B, n_conv, H, L)
+        if self.bidirectional:
+            y = y[:, :C] + y[:, C:].flip(-1)
+        return y
+
+    def _mix(self, y: Tensor) -> Tensor:
+        """Output mixing of ``(..., C*H)`` in the parameters' dtype (the caller casts back)."""
+        weight = next(self.mixing.parameters(), None)
+        if weight is not None and not torch.is_autocast_enabled(y.device.type):
+            y = y.to(weight.dtype)
+        return self.mixing(y)
+
+    def _post(self, y: Tensor) -> Tensor:
+        """``(B, C, H, L)`` -> activation, dropout, mixing -> ``(B, L, H)``."""
+        B, C, H, L = y.shape
+        y = self.dropout(self.activation(y.reshape(B, C * H, L)))
+        return self._mix(y.transpose(1, 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x (B, L, H)`` (``(B, H, L)`` if transposed) -> ``y`` of the same shape and dtype."""
+        u = self._check_input(x)
+        y = self._post(self._convolve(u))
+        y = y.transpose(1, 2) if self.transposed else y
+        return y.to(x.dtype)
+
+    # ------------------------------------------------------------------ recurrent mode
+    def _check_recurrent(self) -> None:
+        if self.bidirectional:
+            raise RuntimeError(f"{type(self).__name__}: a bidirectional layer has no recurrent step mode")
+        if not self.kernel.recurrent:
+            raise RuntimeError(f"{type(self).__name__}: {type(self.kernel).__name__} has no recurrent step mode")
+
+    def default_state(self, batch: int, device: torch.device | str | None = None) -> Tensor:
+        """Zero state for :meth:`step`, for ``batch`` sequences."""
+        self._check_recurrent()
+        return self.kernel.default_state(batch, device=device)
+
+    def _step_core(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """``x_t (B, H)`` -> convolution output plus skip term ``(B, C, H)`` and the new state."""
+        y, state = self.kernel.step(x_t, state)
+        if self.D is not None:
+            y = y + self.D * x_t.unsqueeze(1).to(y.dtype)
+        return y, state
+
+    def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One step of the recurrence: ``x_t (B, H)`` -> ``(y_t (B, H), new_state)``.
+
+        Running ``step`` over ``x[:, t]`` for ``t = 0 .. L-1`` from :meth:`default_state`
+        gives ``forward(x)`` (in eval mode: dropout is not applied here).
+
+        Example:
+            >>> layer = seqlayers.S4D(8).eval()
+            >>> state = layer.default_state(2)
+            >>> y_t, state = layer.step(torch.randn(2, 8), state)
+        """
+        self._check_recurrent()
+        if not isinstance(x_t, Tensor) or x_t.dim() != 2 or x_t.shape[1] != self.d_model:
+            shape = tuple(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
+            raise ValueError(f"step expects x_t of shape (B, H) with H={self.d_model}, got {shape}")
+        if not x_t.is_floating_point() or x_t.is_complex():
+            raise TypeError(f"step expects a real floating-point x_t, got dtype {x_t.dtype}")
+        y, state = self._step_core(x_t, state)
+        B, C, H = y.shape
+        y = self.activation(y.reshape(B, C * H))
+        return self._mix(y).to(x_t.dtype), state
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_model={self.d_model}, channels={self.channels}, bidirectional={self.bidirectional}, "
+            f"transposed={self.transposed}, backend={self.backend!r}"
+        )
+
+
+def conv_layer(generator: KernelGenerator, **kwargs) -> ConvLayer:
+    """Build the shared long-convolution layer around ``generator``; see :class:`ConvLayer`.
+
+    Example:
+        >>> gen = seqlayers.kernels.S4DKernel(d_model=16, d_state=32)
+        >>> layer = seqlayers.layers.conv_layer(gen, dropout=0.1)
+    """
+    return ConvLayer(generator, **kwargs)

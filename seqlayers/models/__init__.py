@@ -1,0 +1,5 @@
+"""Models built from seqlayers layers."""
+
+from .sequence_model import ResidualBlock, SequenceModel
+
+__all__ = ["SequenceModel", "ResidualBlock"]

@@ -1,0 +1,165 @@
+"""SequenceModel: encoder, residual blocks of any seqlayers layer, pooling, decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..layers import LAYERS
+from ..layers.conv_layer import check_choice
+
+ENCODERS = ("linear", "embedding")
+NORMS = ("layer", "batch", "none")
+POOLS = ("mean", "max", "last", "none")
+
+
+class _Norm(nn.Module):
+    """LayerNorm, BatchNorm or identity over the feature dim of ``(B, L, H)``."""
+
+    def __init__(self, kind: str, d_model: int) -> None:
+        super().__init__()
+        check_choice("norm", kind, NORMS)
+        self.kind = kind
+        if kind == "layer":
+            self.norm = nn.LayerNorm(d_model)
+        elif kind == "batch":
+            self.norm = nn.BatchNorm1d(d_model)
+        else:
+            self.norm = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "batch":
+            return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.norm(x)
+
+
+class ResidualBlock(nn.Module):
+    """``x + dropout(layer(norm(x)))`` (prenorm) or ``norm(x + dropout(layer(x)))`` (postnorm)."""
+
+    def __init__(self, layer: nn.Module, d_model: int, norm: str, prenorm: bool, dropout: float) -> None:
+        super().__init__()
+        self.layer = layer
+        self.norm = _Norm(norm, d_model)
+        self.prenorm = prenorm
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.prenorm:
+            return x + self.dropout(self.layer(self.norm(x)))
+        return self.norm(x + self.dropout(self.layer(x)))
+
+
+class SequenceModel(nn.Module):
+    """A stack of seqlayers layers with an encoder, pooling and a decoder.
+
+    ``x`` -> encoder -> ``n_layers`` residual blocks -> (final norm if prenorm) -> pooling ->
+    ``Linear(d_model, d_output)``.
+
+    Args:
+        d_input: features per input position, or the vocabulary size with ``encoder="embedding"``.
+        d_output: output features (classes).
+        d_model: width ``H`` of the layers.
+        n_layers: number of residual blocks.
+        layer: ``"s4d"``, ``"s5"``, ``"sgconv"`` or ``"longconv"`` (see ``seqlayers.layers.LAYERS``).
+        encoder: ``"linear"`` (real inputs ``(B, L, d_input)``) or ``"embedding"`` (token ids
+            ``(B, L)``).
+        norm: ``"layer"`` (default), ``"batch"`` or ``"none"``.
+        prenorm: normalize before each layer (default) or after the residual sum.
+        pool: ``"mean"`` / ``"max"`` / ``"last"`` over the valid positions, or ``"none"``.
+        dropout: residual dropout, also the layers' dropout unless ``layer_kwargs`` sets it.
+        layer_kwargs: keyword arguments of the layer (``l_max`` for SGConv and LongConv, ...).
+
+    ``forward(x, lengths=None)``: ``lengths (B,)`` gives each sequence's valid length (positions
+    past it are padding: they are zeroed after every block and ignored by pooling). Returns
+    ``(B, d_output)`` when pooled, ``(B, L, d_output)`` with ``pool="none"``.
+
+    Example:
+        >>> model = seqlayers.SequenceModel(1, 10, d_model=64, n_layers=4)
+        >>> model(torch.randn(8, 784, 1)).shape
+        torch.Size([8, 10])
+    """
+
+    def __init__(
+        self,
+        d_input: int,
+        d_output: int,
+        d_model: int,
+        n_layers: int,
+        layer: str = "s4d",
+        *,
+        encoder: str = "linear",
+        norm: str = "layer",
+        prenorm: bool = True,
+        pool: str = "mean",
+        dropout: float = 0.0,
+        layer_kwargs: dict | None = None,
+    ) -> None:
+        super().__init__()
+        check_choice("layer", layer, LAYERS)
+        check_choice("encoder", encoder, ENCODERS)
+        check_choice("pool", pool, POOLS)
+        for name, value in (("d_input", d_input), ("d_output", d_output), ("d_model", d_model)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
+            raise ValueError(f"n_layers must be a non-negative int, got {n_layers!r}")
+        layer_kwargs = dict(layer_kwargs or {})
+        layer_kwargs.setdefault("dropout", dropout)
+        self.d_input, self.d_output, self.d_model = d_input, d_output, d_model
+        self.encoder_kind, self.pool = encoder, pool
+        self.encoder = nn.Embedding(d_input, d_model) if encoder == "embedding" else nn.Linear(d_input, d_model)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(LAYERS[layer](d_model, **layer_kwargs), d_model, norm, prenorm, dropout)
+            for _ in range(n_layers)
+        )
+        self.final_norm = _Norm(norm, d_model) if prenorm else nn.Identity()
+        self.decoder = nn.Linear(d_model, d_output)
+
+    def _check_input(self, x: Tensor) -> None:
+        if self.encoder_kind == "embedding":
+            if x.dim() != 2 or x.is_floating_point() or x.is_complex():
+                raise ValueError(
+                    f"encoder='embedding' expects integer token ids of shape (B, L), got {tuple(x.shape)} {x.dtype}"
+                )
+        elif x.dim() != 3 or x.shape[-1] != self.d_input:
+            raise ValueError(f"expected input of shape (B, L, d_input={self.d_input}), got {tuple(x.shape)}")
+        elif not x.is_floating_point():
+            raise TypeError(f"encoder='linear' expects a floating-point input, got {x.dtype}")
+
+    def _valid_mask(self, lengths: Tensor | None, B: int, L: int, device) -> Tensor | None:
+        if lengths is None:
+            return None
+        if not isinstance(lengths, Tensor) or tuple(lengths.shape) != (B,) or lengths.is_floating_point():
+            got = f"{tuple(lengths.shape)} {lengths.dtype}" if isinstance(lengths, Tensor) else type(lengths).__name__
+            raise ValueError(f"lengths must be an integer tensor of shape (B,) = ({B},), got {got}")
+        if bool((lengths < 1).any()) or bool((lengths > L).any()):
+            raise ValueError(f"lengths must lie in [1, L = {L}], got min {int(lengths.min())}, max {int(lengths.max())}")
+        return torch.arange(L, device=device) < lengths.to(device).unsqueeze(1)  # (B, L)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``x (B, L, d_input)`` or token ids ``(B, L)`` -> ``(B, d_output)`` or ``(B, L, d_output)``."""
+        self._check_input(x)
+        B, L = x.shape[:2]
+        mask = self._valid_mask(lengths, B, L, x.device)
+        h = self.encoder(x)
+        for block in self.blocks:
+            if mask is not None:
+                h = h * mask.unsqueeze(-1)
+            h = block(h)
+        h = self.final_norm(h)
+        if self.pool == "none":
+            return self.decoder(h)
+        return self.decoder(self._pool(h, mask, lengths))
+
+    def _pool(self, h: Tensor, mask: Tensor | None, lengths: Tensor | None) -> Tensor:
+        if mask is None:
+            if self.pool == "mean":
+                return h.mean(1)
+            if self.pool == "max":
+                return h.amax(1)
+            return h[:, -1]
+        if self.pool == "mean":
+            return (h * mask.unsqueeze(-1)).sum(1) / lengths.to(h.dtype).unsqueeze(-1)
+        if self.pool == "max":
+            return h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+        return h[torch.arange(h.shape[0], device=h.device), lengths.to(h.device) - 1]

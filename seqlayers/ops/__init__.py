@@ -1,0 +1,24 @@
+"""Pure, differentiable functions with runtime-selected backends.
+
+* :func:`long_conv`: causal linear convolution ``(B, H, L) * (H, Lk)``.
+* :func:`linear_scan`: ``h_t = a_t * h_{t-1} + b_t``.
+* :func:`vandermonde`: ``K[..., l] = 2 Re(sum_n v_n z_n^l)``, the kernel of a diagonal SSM.
+
+Backends are listed by :func:`available_backends` and chosen per call (``backend=``), per block
+(:func:`use_backend`) or per process (environment variables); see :mod:`seqlayers.ops.dispatch`.
+"""
+
+from .conv import long_conv
+from .dispatch import BackendUnavailableError, available_backends, unavailable_backends, use_backend
+from .scan import linear_scan
+from .vandermonde import vandermonde
+
+__all__ = [
+    "long_conv",
+    "linear_scan",
+    "vandermonde",
+    "available_backends",
+    "unavailable_backends",
+    "use_backend",
+    "BackendUnavailableError",
+]

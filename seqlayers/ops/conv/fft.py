@@ -1,0 +1,631 @@
+"""The ``"fft"`` backend of long_conv: Triton kernels for FFT convolution, forward and backward.
+
+Design:
+
+* **Size.** One power-of-two FFT size ``N >= L + Lk - 1`` (at least 16) per call, so the
+  circular convolution of the zero-padded sequences equals the linear one on ``[0, L)``; the
+  padding is done by masked loads inside the kernels, never by copies.
+* **Real inputs, two per complex FFT.** Batch rows ``2p`` and ``2p + 1`` are packed as
+  ``z = u[2p] + i * u[2p + 1]``. Because the kernel ``k`` is real, ``ifft(fft(z) * K)`` is
+  ``y[2p] + i * y[2p + 1]``: one complex FFT of size ``N`` per two real sequences, with no
+  post-processing. The same holds for ``du`` (with ``conj(K)``), and
+  ``Re(ifft(fft(z_dy) * conj(fft(z_u))))`` is the *sum* of the two rows' correlations, which is
+  exactly the batch sum ``dk`` needs.
+* **FFTs on chip.** :func:`_fft_rows` is a radix-2 constant-geometry (Pease) FFT along the
+  last axis of a ``(ROWS, N)`` tile: every stage has the same shape (``tl.reshape``,
+  ``tl.permute``, ``tl.split``, ``tl.join``), so the stages are a runtime loop, which keeps code
+  size, registers and compile time small. The forward transform leaves the spectrum in
+  bit-reversed order and the inverse takes it in that order, so a convolution never reorders.
+  Twiddles come from a table of ``N`` roots of unity rounded from float64.
+* **One pass** for ``N <= _MAX_ONE_PASS``: each program owns one feature ``h`` (and a group of
+  batch pairs), transforms ``k`` once, then loads, transforms, multiplies, inverts and stores
+  every pair of its group. ``u`` is read once and ``y`` written once.
+* **Longer sequences** use the four-step factorization ``N = N1 * N2`` (both on chip):
+  a column pass (FFTs of size ``N1`` of strided columns, times the twiddles ``w_N^(n2 k1)``)
+  writes a float32 complex scratch; a row pass (FFTs of size ``N2``, the pointwise product,
+  inverse FFTs, inverse twiddles) rewrites it in place; an inverse column pass writes ``y``.
+  That is two round trips of the scratch through global memory (write, read+write, read)
+  besides reading ``u`` and writing ``y``. ``N`` up to ``_MAX_SIZE`` (4096 * 4096).
+* The kernel's spectrum is computed once per call for the whole batch (per feature, inside the
+  program that serves the batch); the backward recomputes it rather than storing it.
+
+Works on CUDA GPUs and, for testing, on the CPU under ``TRITON_INTERPRET=1``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import torch
+from torch import Tensor
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError as exc:  # the registry reports this as the reason the backend is unavailable
+    raise ImportError(f"the 'fft' backend needs Triton ({exc}); fix: pip install triton") from exc
+
+__all__ = ["is_available", "supports", "auto_supports", "triton_fft_long_conv", "LongConvFunction"]
+
+_MIN_SIZE = 16
+"""Smallest FFT size used (tiny tiles compile badly and save nothing)."""
+
+_MAX_ONE_PASS = 4096
+"""Largest FFT size done in a single on-chip pass; larger sizes use the four-step."""
+
+_MAX_SIZE = 4096**2
+"""Largest FFT size: the four-step's two factors are each at most 4096."""
+
+_TILE = 4096
+"""Elements of one ``(ROWS, N)`` float32 tile per program: sets ROWS (pairs or columns at once)."""
+
+_SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+# ----------------------------------------------------------------------------------------------
+# availability
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def is_available() -> tuple[bool, str]:
+    """Whether Triton can run here: a CUDA GPU is visible, or ``TRITON_INTERPRET=1`` is set."""
+    if _interpreting():
+        return True, ""
+    if not torch.cuda.is_available():
+        return False, (
+            "no CUDA GPU for Triton; on the CPU set TRITON_INTERPRET=1 before importing "
+            "seqlayers (slow, for testing) or use backend='torch'"
+        )
+    return True, ""
+
+
+def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
+    """Whether this backend can run ``long_conv(u, k, D)``; ``(False, reason with a fix)`` if not.
+
+    Args:
+        u: ``(B, H, L)``; k: ``(H, Lk)``; D: ``(H,)`` or None.
+    """
+    for name, t in (("k", k), ("D", D)):
+        if t is not None and t.device != u.device:
+            return False, f"{name} is on {t.device} but u is on {u.device}; move both to one device"
+    for name, t in (("u", u), ("k", k), ("D", D)):
+        if t is not None and t.dtype not in _SUPPORTED_DTYPES:
+            return False, (
+                f"{name} has dtype {t.dtype}; the 'fft' backend takes float32, bfloat16 or "
+                "float16 (use backend='torch' for float64)"
+            )
+    if u.device.type != "cuda" and not _interpreting():
+        return False, (
+            f"tensors are on {u.device}; move them to a CUDA device, or set TRITON_INTERPRET=1 "
+            "to run the kernels on the CPU (slow, for testing)"
+        )
+    size = _fft_size(u.shape[-1] + k.shape[-1] - 1)
+    if size > _MAX_SIZE:
+        return False, (
+            f"L + Lk - 1 = {u.shape[-1] + k.shape[-1] - 1} needs an FFT of size {size} > "
+            f"{_MAX_SIZE}; use backend='torch'"
+        )
+    return True, ""
+
+
+def auto_supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
+    """The check ``backend="auto"`` uses: :func:`supports`, and never interpreted CPU kernels."""
+    if u.device.type != "cuda":
+        return False, (
+            f"tensors are on {u.device}: the Triton interpreter is for testing; "
+            "ask for backend='fft' explicitly"
+        )
+    return supports(u, k, D)
+
+
+# ----------------------------------------------------------------------------------------------
+# device code
+
+
+@triton.jit
+def _fft_rows(re, im, tw_re_ptr, tw_im_ptr, ROWS: tl.constexpr, N: tl.constexpr,
+              LOG2N: tl.constexpr, TW_N: tl.constexpr, INVERSE: tl.constexpr):
+    """DFT of every row of the ``(ROWS, N)`` complex tile ``(re, im)``, as a runtime loop.
+
+    Forward: natural order in, bit-reversed order out. ``INVERSE``: bit-reversed in, natural
+    out, unnormalized (a factor ``N`` too large). Radix-2 with constant geometry (Pease): every
+    stage ``s`` pairs ``x[j]`` with ``x[j + N/2]`` and interleaves the results,
+    ``y[2j] = a + b``, ``y[2j + 1] = (a - b) * w^((j >> s) << s)`` (``w = exp(-2 pi i / N)``),
+    so all stages have one shape and are one loop (small code, fast compiles); the inverse
+    undoes the stages in reverse order with conjugate twiddles. Pointwise products of two
+    spectra do not care about the order, so convolutions never reorder. The twiddle table
+    holds ``exp(-2 pi i t / TW_N)`` for ``t < TW_N`` (``TW_N`` a multiple of ``N``).
+    """
+    half = tl.arange(0, N // 2)
+    for i in tl.range(0, LOG2N):
+        s = LOG2N - 1 - i if INVERSE else i
+        t = ((half >> s) << s) * (TW_N // N)
+        wr = tl.load(tw_re_ptr + t)[None, :]
+        wi = tl.load(tw_im_ptr + t)[None, :]
+        if INVERSE:
+            ar, br = tl.split(tl.reshape(re, (ROWS, N // 2, 2)))
+            ai, bi = tl.split(tl.reshape(im, (ROWS, N // 2, 2)))
+            br, bi = _cmul(br, bi, wr, wi, True)
+            re = tl.reshape(tl.permute(tl.join(ar + br, ar - br), (0, 2, 1)), (ROWS, N))
+            im = tl.reshape(tl.permute(tl.join(ai + bi, ai - bi), (0, 2, 1)), (ROWS, N))
+        else:
+            ar, br = tl.split(tl.permute(tl.reshape(re, (ROWS, 2, N // 2)), (0, 2, 1)))
+            ai, bi = tl.split(tl.permute(tl.reshape(im, (ROWS, 2, N // 2)), (0, 2, 1)))
+            dr, di = _cmul(ar - br, ai - bi, wr, wi, False)
+            re = tl.reshape(tl.join(ar + br, dr), (ROWS, N))
+            im = tl.reshape(tl.join(ai + bi, di), (ROWS, N))
+    return re, im
+
+
+@triton.jit
+def _bit_reverse(index, BITS: tl.constexpr):
+    """Reverse the low ``BITS`` bits of an integer tensor: the frequency at a spectrum slot."""
+    out = index * 0
+    for b in tl.static_range(BITS):
+        out = out | (((index >> b) & 1) << (BITS - 1 - b))
+    return out
+
+
+@triton.jit
+def _cmul(ar, ai, br, bi, CONJ_B: tl.constexpr):
+    """``a * b`` (or ``a * conj(b)``) for complex numbers held as (real, imaginary) pairs."""
+    if CONJ_B:
+        return ar * br + ai * bi, ai * br - ar * bi
+    return ar * br - ai * bi, ar * bi + ai * br
+
+
+@triton.jit
+def _long_conv_fwd_kernel(u_ptr, k_ptr, d_ptr, y_ptr, tw_re_ptr, tw_im_ptr,
+                          B, H, L, Lk, pairs_per_program,
+                          N: tl.constexpr, LOG2N: tl.constexpr, ROWS: tl.constexpr,
+                          HAS_D: tl.constexpr):
+    """One-pass forward. Grid ``(H, groups)``: feature ``h``, pairs ``[g*ppp, (g+1)*ppp)``.
+
+    ``u, y``: ``(B, H, L)``; ``k``: ``(H, Lk)``; ``d``: ``(H,)``. ROWS pairs per iteration.
+    """
+    h = tl.program_id(0)
+    n_pairs = (B + 1) // 2
+    p_start = tl.program_id(1) * pairs_per_program
+    p_end = tl.minimum(p_start + pairs_per_program, n_pairs)
+    cols = tl.arange(0, N)[None, :]
+    kr = tl.load(k_ptr + h.to(tl.int64) * Lk + cols, mask=cols < Lk, other=0.0).to(tl.float32)
+    kr, ki = _fft_rows(kr, tl.zeros((1, N), tl.float32), tw_re_ptr, tw_im_ptr,
+                       1, N, LOG2N, N, False)
+    if HAS_D:
+        d = tl.load(d_ptr + h).to(tl.float32)
+    rows = tl.arange(0, ROWS)[:, None]
+    for p0 in tl.range(p_start, p_end, ROWS):
+        pair = p0 + rows
+        mask_r = (pair < p_end) & (cols < L)
+        mask_i = mask_r & (2 * pair + 1 < B)
+        offs = (2 * pair.to(tl.int64) * H + h) * L + cols
+        zr = tl.load(u_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
+        zi = tl.load(u_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
+        zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, False)
+        zr, zi = _cmul(zr, zi, kr, ki, False)
+        zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, True)
+        zr = zr * (1.0 / N)
+        zi = zi * (1.0 / N)
+        if HAS_D:  # reload u (cached) rather than keep it live through the FFTs
+            zr += d * tl.load(u_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
+            zi += d * tl.load(u_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
+        tl.store(y_ptr + offs, zr, mask=mask_r)
+        tl.store(y_ptr + offs + H * L, zi, mask=mask_i)
+
+
+@triton.jit
+def _long_conv_bwd_kernel(u_ptr, k_ptr, d_ptr, dy_ptr, du_ptr, dk_part_ptr, dd_part_ptr,
+                          tw_re_ptr, tw_im_ptr, B, H, L, Lk, pairs_per_program,
+                          N: tl.constexpr, LOG2N: tl.constexpr, ROWS: tl.constexpr,
+                          HAS_D: tl.constexpr):
+    """One-pass backward. Grid ``(H, groups)`` as in the forward.
+
+    ``du = corr(dy, k) + D * dy`` per row; the group's partial sums ``dk_part[g, h, :Lk]``
+    (``(groups, H, Lk)``, float32) and ``dd_part[g, h]`` (``(groups, H)``) are reduced on the host.
+    """
+    h = tl.program_id(0)
+    g = tl.program_id(1)
+    n_pairs = (B + 1) // 2
+    p_start = g * pairs_per_program
+    p_end = tl.minimum(p_start + pairs_per_program, n_pairs)
+    cols = tl.arange(0, N)[None, :]
+    kr = tl.load(k_ptr + h.to(tl.int64) * Lk + cols, mask=cols < Lk, other=0.0).to(tl.float32)
+    kr, ki = _fft_rows(kr, tl.zeros((1, N), tl.float32), tw_re_ptr, tw_im_ptr,
+                       1, N, LOG2N, N, False)
+    if HAS_D:
+        d = tl.load(d_ptr + h).to(tl.float32)
+    acc_r = tl.zeros((ROWS, N), tl.float32)
+    acc_i = tl.zeros((ROWS, N), tl.float32)
+    dd = 0.0
+    rows = tl.arange(0, ROWS)[:, None]
+    for p0 in tl.range(p_start, p_end, ROWS):
+        pair = p0 + rows
+        mask_r = (pair < p_end) & (cols < L)
+        mask_i = mask_r & (2 * pair + 1 < B)
+        offs = (2 * pair.to(tl.int64) * H + h) * L + cols
+        zr = tl.load(dy_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
+        zi = tl.load(dy_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
+        xr = tl.load(u_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
+        xi = tl.load(u_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
+        if HAS_D:
+            dd += tl.sum(tl.sum(xr * zr + xi * zi, axis=1), axis=0)
+        zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, False)
+        xr, xi = _fft_rows(xr, xi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, False)
+        xr, xi = _cmul(zr, zi, xr, xi, True)
+        acc_r += xr
+        acc_i += xi
+        zr, zi = _cmul(zr, zi, kr, ki, True)
+        zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, True)
+        zr = zr * (1.0 / N)
+        zi = zi * (1.0 / N)
+        if HAS_D:  # reload dy (cached) rather than keep it live through the FFTs
+            zr += d * tl.load(dy_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
+            zi += d * tl.load(dy_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
+        tl.store(du_ptr + offs, zr, mask=mask_r)
+        tl.store(du_ptr + offs + H * L, zi, mask=mask_i)
+    acc_r = tl.sum(acc_r, axis=0)[None, :]
+    acc_i = tl.sum(acc_i, axis=0)[None, :]
+    acc_r, acc_i = _fft_rows(acc_r, acc_i, tw_re_ptr, tw_im_ptr, 1, N, LOG2N, N, True)
+    dk_offs = (g.to(tl.int64) * H + h) * Lk + cols
+    tl.store(dk_part_ptr + dk_offs, acc_r * (1.0 / N), mask=cols < Lk)
+    if HAS_D:
+        tl.store(dd_part_ptr + g * H + h, dd)
+
+
+@triton.jit
+def _long_conv_col_fft_kernel(x_ptr, s_re_ptr, s_im_ptr, tw_re_ptr, tw_im_ptr, B, H, L,
+                              N1: tl.constexpr, N2: tl.constexpr, LOG2N1: tl.constexpr,
+                              T: tl.constexpr):
+    """Four-step, first pass. Grid ``(pairs * H, N2 // T)``; ``x``: ``(B, H, L)`` real.
+
+    For the ``T`` columns ``n2`` of the tile: ``S[p, h, r * N2 + n2] = w_N^(n2 k1) *
+    sum_n1 z[n1 * N2 + n2] w_N1^(n1 k1)`` with ``k1 = bitrev(r)``, ``z = x[2p] + i x[2p + 1]``
+    zero-padded; ``S``: ``(pairs, H, N1 * N2)`` float32 planes.
+    """
+    pid = tl.program_id(0)
+    pair = pid // H
+    h = pid % H
+    n2 = tl.program_id(1) * T + tl.arange(0, T)[:, None]
+    n1 = tl.arange(0, N1)[None, :]
+    time = n1 * N2 + n2
+    mask_r = time < L
+    mask_i = time < L * tl.minimum(B - 1 - 2 * pair, 1)  # row 2p + 1 may be past the batch
+    base = (2 * pair.to(tl.int64) * H + h) * L
+    zr = tl.load(x_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
+    zi = tl.load(x_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+    zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, T, N1, LOG2N1, N1 * N2, False)
+    tw = n2 * _bit_reverse(n1, LOG2N1)  # the slot n1 now holds frequency k1 = bitrev(n1)
+    zr, zi = _cmul(zr, zi, tl.load(tw_re_ptr + tw), tl.load(tw_im_ptr + tw), False)
+    offs = pid.to(tl.int64) * (N1 * N2) + n1 * N2 + n2
+    tl.store(s_re_ptr + offs, zr)
+    tl.store(s_im_ptr + offs, zi)
+
+
+@triton.jit
+def _long_conv_row_fwd_kernel(s_re_ptr, s_im_ptr, sk_re_ptr, sk_im_ptr, tw_re_ptr, tw_im_ptr,
+                              H, n_pairs, pairs_per_program,
+                              N1: tl.constexpr, N2: tl.constexpr, LOG2N1: tl.constexpr,
+                              LOG2N2: tl.constexpr, T: tl.constexpr):
+    """Four-step, middle pass of the forward. Grid ``(H, N1 // T, groups)``.
+
+    Rows ``r`` (frequency ``k1 = bitrev(r)``) of the tile: ``K = fft(Sk[h, r, :])`` once, then
+    for each pair of the group ``S[p, h, r, :] = conj(w_N^(n2 k1)) / N * ifft(fft(S[p, h, r, :])
+    * K)`` in place.
+    """
+    h = tl.program_id(0)
+    p_start = tl.program_id(2) * pairs_per_program
+    p_end = tl.minimum(p_start + pairs_per_program, n_pairs)
+    row = tl.program_id(1) * T + tl.arange(0, T)[:, None]
+    col = tl.arange(0, N2)[None, :]
+    offs = row * N2 + col
+    k_base = h.to(tl.int64) * (N1 * N2)
+    kr, ki = _fft_rows(tl.load(sk_re_ptr + k_base + offs), tl.load(sk_im_ptr + k_base + offs),
+                       tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
+    tw = _bit_reverse(row, LOG2N1) * col
+    wr = tl.load(tw_re_ptr + tw) * (1.0 / (N1 * N2))
+    wi = tl.load(tw_im_ptr + tw) * (-1.0 / (N1 * N2))
+    for p in tl.range(p_start, p_end):
+        base = (p * H + h).to(tl.int64) * (N1 * N2)
+        zr, zi = _fft_rows(tl.load(s_re_ptr + base + offs), tl.load(s_im_ptr + base + offs),
+                           tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
+        zr, zi = _cmul(zr, zi, kr, ki, False)
+        zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, True)
+        zr, zi = _cmul(zr, zi, wr, wi, False)
+        tl.store(s_re_ptr + base + offs, zr)
+        tl.store(s_im_ptr + base + offs, zi)
+
+
+@triton.jit
+def _long_conv_row_bwd_kernel(su_re_ptr, su_im_ptr, sg_re_ptr, sg_im_ptr, sk_re_ptr, sk_im_ptr,
+                              tw_re_ptr, tw_im_ptr, H, n_pairs,
+                              N1: tl.constexpr, N2: tl.constexpr, LOG2N1: tl.constexpr,
+                              LOG2N2: tl.constexpr, T: tl.constexpr):
+    """Four-step, middle pass of the backward. Grid ``(H, N1 // T)``.
+
+    With ``K = fft(Sk)``, ``U = fft(Su)``, ``G = fft(Sg)`` on rows ``r``: ``Sg <- ifft(G *
+    conj(K))`` (``du``) for every pair, and ``Sk <- ifft(sum_p G_p * conj(U_p))`` (``dk``), each
+    times ``conj(w_N^(n2 k1)) / N``, in place.
+    """
+    h = tl.program_id(0)
+    row = tl.program_id(1) * T + tl.arange(0, T)[:, None]
+    col = tl.arange(0, N2)[None, :]
+    offs = row * N2 + col
+    k_base = h.to(tl.int64) * (N1 * N2)
+    kr, ki = _fft_rows(tl.load(sk_re_ptr + k_base + offs), tl.load(sk_im_ptr + k_base + offs),
+                       tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
+    tw = _bit_reverse(row, LOG2N1) * col
+    wr = tl.load(tw_re_ptr + tw) * (1.0 / (N1 * N2))
+    wi = tl.load(tw_im_ptr + tw) * (-1.0 / (N1 * N2))
+    acc_r = tl.zeros((T, N2), tl.float32)
+    acc_i = tl.zeros((T, N2), tl.float32)
+    for p in tl.range(0, n_pairs):
+        base = (p * H + h).to(tl.int64) * (N1 * N2)
+        ur, ui = _fft_rows(tl.load(su_re_ptr + base + offs), tl.load(su_im_ptr + base + offs),
+                           tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
+        gr, gi = _fft_rows(tl.load(sg_re_ptr + base + offs), tl.load(sg_im_ptr + base + offs),
+                           tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
+        cr, ci = _cmul(gr, gi, ur, ui, True)
+        acc_r += cr
+        acc_i += ci
+        gr, gi = _cmul(gr, gi, kr, ki, True)
+        gr, gi = _fft_rows(gr, gi, tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, True)
+        gr, gi = _cmul(gr, gi, wr, wi, False)
+        tl.store(sg_re_ptr + base + offs, gr)
+        tl.store(sg_im_ptr + base + offs, gi)
+    acc_r, acc_i = _fft_rows(acc_r, acc_i, tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, True)
+    acc_r, acc_i = _cmul(acc_r, acc_i, wr, wi, False)
+    tl.store(sk_re_ptr + k_base + offs, acc_r)
+    tl.store(sk_im_ptr + k_base + offs, acc_i)
+
+
+@triton.jit
+def _long_conv_col_ifft_kernel(s_re_ptr, s_im_ptr, out_ptr, skip_ptr, d_ptr, dot_ptr, dd_part_ptr,
+                               tw_re_ptr, tw_im_ptr, B, H, L,
+                               N1: tl.constexpr, N2: tl.constexpr, LOG2N1: tl.constexpr,
+                               T: tl.constexpr, HAS_D: tl.constexpr, HAS_DOT: tl.constexpr):
+    """Four-step, last pass. Grid ``(pairs * H, N2 // T)``.
+
+    Inverse FFTs of size ``N1`` down the columns ``n2`` of ``S`` (``(pairs, H, N1 * N2)``, slot
+    ``r`` of a column holding frequency ``bitrev(r)``) give
+    time ``n1 * N2 + n2``; the real part goes to ``out[2p]``, the imaginary part to
+    ``out[2p + 1]`` (``out``: ``(B, H, L)``, first ``L`` samples), plus ``D[h] * skip``.
+    ``HAS_DOT`` also stores this tile's ``sum(skip * dot)`` at ``dd_part[tile, pid]``.
+    """
+    pid = tl.program_id(0)
+    tile = tl.program_id(1)
+    pair = pid // H
+    h = pid % H
+    n2 = tile * T + tl.arange(0, T)[:, None]
+    n1 = tl.arange(0, N1)[None, :]
+    offs = pid.to(tl.int64) * (N1 * N2) + n1 * N2 + n2
+    zr, zi = _fft_rows(tl.load(s_re_ptr + offs), tl.load(s_im_ptr + offs),
+                       tw_re_ptr, tw_im_ptr, T, N1, LOG2N1, N1 * N2, True)
+    time = n1 * N2 + n2
+    mask_r = time < L
+    mask_i = time < L * tl.minimum(B - 1 - 2 * pair, 1)  # row 2p + 1 may be past the batch
+    base = (2 * pair.to(tl.int64) * H + h) * L
+    if HAS_D:
+        d = tl.load(d_ptr + h).to(tl.float32)
+        xr = tl.load(skip_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
+        xi = tl.load(skip_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+        zr += d * xr
+        zi += d * xi
+        if HAS_DOT:
+            vr = tl.load(dot_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
+            vi = tl.load(dot_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+            dot = tl.sum(tl.sum(xr * vr + xi * vi, axis=1), axis=0)
+            tl.store(dd_part_ptr + tile * tl.num_programs(0) + pid, dot)
+    tl.store(out_ptr + base + time, zr, mask=mask_r)
+    tl.store(out_ptr + base + H * L + time, zi, mask=mask_i)
+
+
+# ----------------------------------------------------------------------------------------------
+# host code
+
+
+def _fft_size(n: int) -> int:
+    """The FFT size for a linear convolution of total length ``n``: a power of two, >= 16."""
+    return max(_MIN_SIZE, 1 << (n - 1).bit_length())
+
+
+def _factor(n: int) -> tuple[int, int]:
+    """``n = n1 * n2`` (powers of two, ``n1 <= n2``) for the four-step passes."""
+    log2 = n.bit_length() - 1
+    return 1 << (log2 // 2), 1 << (log2 - log2 // 2)
+
+
+def _num_warps(elements: int) -> int:
+    return max(2, min(16, elements // 512))
+
+
+@functools.lru_cache(maxsize=None)
+def _twiddles(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``exp(-2 pi i t / n)`` for ``t < n`` as float32 (real, imaginary), rounded from float64."""
+    angle = torch.arange(n, dtype=torch.float64) * (-2.0 * math.pi / n)
+    return torch.cos(angle).float().to(device), torch.sin(angle).float().to(device)
+
+
+def _target_programs(device: torch.device) -> int:
+    """How many programs a launch should aim for to fill the device."""
+    if device.type == "cuda":
+        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    return 1
+
+
+def _split_pairs(n_pairs: int, rows: int, programs: int, device: torch.device) -> tuple[int, int]:
+    """``(pairs_per_program, groups)``: split the batch pairs only when ``programs`` is too few.
+
+    ``pairs_per_program`` is a multiple of ``rows``; each group recomputes the kernel spectrum.
+    """
+    chunks = -(-n_pairs // rows)
+    groups = max(1, min(chunks, -(-_target_programs(device) // programs)))
+    per_program = -(-chunks // groups) * rows
+    return per_program, -(-n_pairs // per_program)
+
+
+def _one_pass_rows(n: int, n_pairs: int) -> int:
+    return max(1, min(_TILE // n, 1 << (n_pairs - 1).bit_length()))
+
+
+def _col_fft(x: Tensor, n1: int, n2: int, tw: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """First four-step pass over ``x`` (``(B, H, L)``); returns ``S`` planes ``(pairs, H, n)``."""
+    B, H, L = x.shape
+    pairs = (B + 1) // 2
+    s_re = torch.empty(pairs, H, n1 * n2, device=x.device, dtype=torch.float32)
+    s_im = torch.empty_like(s_re)
+    cols = max(1, min(n2, _TILE // n1))
+    _long_conv_col_fft_kernel[(pairs * H, n2 // cols)](
+        x, s_re, s_im, *tw, B, H, L, N1=n1, N2=n2, LOG2N1=n1.bit_length() - 1, T=cols,
+        num_warps=_num_warps(cols * n1),
+    )
+    return s_re, s_im
+
+
+def _col_ifft(s: tuple[Tensor, Tensor], out: Tensor, n1: int, n2: int, tw: tuple[Tensor, Tensor],
+              skip: Tensor | None = None, D: Tensor | None = None,
+              dot: Tensor | None = None) -> Tensor | None:
+    """Last four-step pass into ``out`` (``(B, H, L)``), plus ``D * skip``.
+
+    Returns ``sum(skip * dot)`` over batch and time, ``(H,)`` float32, when ``dot`` is given.
+    """
+    B, H, L = out.shape
+    pairs = (B + 1) // 2
+    cols = max(1, min(n2, _TILE // n1))
+    tiles = n2 // cols
+    dd_part = None
+    if dot is not None:
+        dd_part = torch.empty(tiles, pairs, H, device=out.device, dtype=torch.float32)
+    _long_conv_col_ifft_kernel[(pairs * H, tiles)](
+        *s, out, skip, D, dot, dd_part, *tw, B, H, L, N1=n1, N2=n2, LOG2N1=n1.bit_length() - 1,
+        T=cols, HAS_D=D is not None, HAS_DOT=dot is not None, num_warps=_num_warps(cols * n1),
+    )
+    return dd_part.sum((0, 1)) if dot is not None else None
+
+
+def _long_conv_fwd(u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
+    """``y = causal_conv(u, k) + D * u``; ``u (B, H, L)``, ``k (H, Lk)``, ``D (H,)`` or None.
+
+    Inputs contiguous, dtypes in ``_SUPPORTED_DTYPES``; returns ``(B, H, L)`` in ``u``'s dtype.
+    """
+    B, H, L = u.shape
+    Lk = k.shape[-1]
+    n = _fft_size(L + Lk - 1)
+    tw = _twiddles(n, u.device)
+    pairs = (B + 1) // 2
+    y = torch.empty_like(u)
+    if n <= _MAX_ONE_PASS:
+        rows = _one_pass_rows(n, pairs)
+        per_program, groups = _split_pairs(pairs, rows, H, u.device)
+        _long_conv_fwd_kernel[(H, groups)](
+            u, k, D, y, *tw, B, H, L, Lk, per_program, N=n, LOG2N=n.bit_length() - 1, ROWS=rows,
+            HAS_D=D is not None, num_warps=_num_warps(rows * n),
+        )
+        return y
+    n1, n2 = _factor(n)
+    su = _col_fft(u, n1, n2, tw)
+    sk = _col_fft(k.unsqueeze(0), n1, n2, tw)
+    rows = max(1, min(n1, _TILE // n2))
+    per_program, groups = _split_pairs(pairs, 1, H * (n1 // rows), u.device)
+    _long_conv_row_fwd_kernel[(H, n1 // rows, groups)](
+        *su, *sk, *tw, H, pairs, per_program, N1=n1, N2=n2, LOG2N1=n1.bit_length() - 1,
+        LOG2N2=n2.bit_length() - 1, T=rows, num_warps=_num_warps(rows * n2),
+    )
+    _col_ifft(su, y, n1, n2, tw, skip=u, D=D)
+    return y
+
+
+def _long_conv_bwd(u: Tensor, k: Tensor, D: Tensor | None,
+                   dy: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Gradients of :func:`_long_conv_fwd` for the upstream gradient ``dy`` (``(B, H, L)``).
+
+    Returns ``du`` (``(B, H, L)``, ``u``'s dtype), ``dk`` (``(H, Lk)``, ``k``'s dtype) and
+    ``dD`` (``(H,)``, ``D``'s dtype, or None without ``D``). All inputs contiguous.
+    """
+    B, H, L = u.shape
+    Lk = k.shape[-1]
+    n = _fft_size(L + Lk - 1)
+    tw = _twiddles(n, u.device)
+    pairs = (B + 1) // 2
+    du = torch.empty_like(u)
+    if n <= _MAX_ONE_PASS:
+        rows = _one_pass_rows(n, pairs)
+        per_program, groups = _split_pairs(pairs, rows, H, u.device)
+        dk_part = torch.empty(groups, H, Lk, device=u.device, dtype=torch.float32)
+        dd_part = torch.empty(groups, H, device=u.device, dtype=torch.float32)
+        _long_conv_bwd_kernel[(H, groups)](
+            u, k, D, dy, du, dk_part, dd_part, *tw, B, H, L, Lk, per_program,
+            N=n, LOG2N=n.bit_length() - 1, ROWS=rows, HAS_D=D is not None,
+            num_warps=_num_warps(rows * n),
+        )
+        dk = dk_part.sum(0)
+        dD = dd_part.sum(0) if D is not None else None
+    else:
+        n1, n2 = _factor(n)
+        su = _col_fft(u, n1, n2, tw)
+        sg = _col_fft(dy, n1, n2, tw)
+        sk = _col_fft(k.unsqueeze(0), n1, n2, tw)
+        rows = max(1, min(n1, _TILE // n2))
+        _long_conv_row_bwd_kernel[(H, n1 // rows)](
+            *su, *sg, *sk, *tw, H, pairs, N1=n1, N2=n2, LOG2N1=n1.bit_length() - 1,
+            LOG2N2=n2.bit_length() - 1, T=rows, num_warps=_num_warps(rows * n2),
+        )
+        del su
+        dD = _col_ifft(sg, du, n1, n2, tw, skip=dy, D=D, dot=u if D is not None else None)
+        dk = torch.empty(1, H, Lk, device=u.device, dtype=torch.float32)
+        _col_ifft(sk, dk, n1, n2, tw)
+        dk = dk[0]
+    return du, dk.to(k.dtype), dD.to(D.dtype) if D is not None else None
+
+
+class LongConvFunction(torch.autograd.Function):
+    """Autograd Function over the Triton kernels: ``(u, k, D) -> causal_conv(u, k) + D * u``.
+
+    ``u``: ``(B, H, L)``; ``k``: ``(H, Lk)``; ``D``: ``(H,)`` or None; all contiguous, on one
+    device, float32/bfloat16/float16. Returns ``(B, H, L)`` in ``u``'s dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
+        ctx.save_for_backward(u, k, D)
+        return _long_conv_fwd(u, k, D)
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        u, k, D = ctx.saved_tensors
+        du, dk, dD = _long_conv_bwd(u, k, D, dy.contiguous())
+        return (du if ctx.needs_input_grad[0] else None,
+                dk if ctx.needs_input_grad[1] else None,
+                dD if ctx.needs_input_grad[2] else None)
+
+
+def triton_fft_long_conv(u: Tensor, k: Tensor, D: Tensor | None = None) -> Tensor:
+    """Causal linear convolution by Triton FFT kernels; the ``"fft"`` backend of ``long_conv``.
+
+    ``y[b, h, t] = sum_{s <= t, t - s < Lk} k[h, t - s] * u[b, h, s] + D[h] * u[b, h, t]``
+
+    Args:
+        u: ``(B, H, L)``, float32/bfloat16/float16, any strides (copied once if not contiguous).
+        k: ``(H, Lk)`` with ``1 <= Lk <= L``, float32/bfloat16/float16 (may differ from ``u``'s).
+        D: ``(H,)`` or None.
+
+    Returns:
+        ``(B, H, L)`` in ``u``'s dtype, computed with float32 spectra; differentiable in all three.
+
+    Example:
+        >>> u, k = torch.randn(2, 4, 1000, device="cuda"), torch.randn(4, 1000, device="cuda")
+        >>> triton_fft_long_conv(u, k, torch.ones(4, device="cuda")).shape
+        torch.Size([2, 4, 1000])
+    """
+    from . import check_long_conv_args
+
+    check_long_conv_args(u, k, D)
+    ok, reason = supports(u, k, D)
+    if not ok:
+        raise ValueError(f"long_conv backend 'fft' cannot run this call: {reason}")
+    return LongConvFunction.apply(u.contiguous(), k.contiguous(),
+                                  D.contiguous() if D is not None else None)

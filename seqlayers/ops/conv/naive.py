@@ -1,0 +1,34 @@
+"""Direct causal convolution: the oracle every long_conv backend is tested against."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def naive_long_conv(u: Tensor, k: Tensor, D: Tensor | None = None) -> Tensor:
+    """Causal linear convolution computed directly, in O(B * H * L * Lk).
+
+    ``y[b, h, t] = sum_{0 <= j < Lk, j <= t} k[h, j] * u[b, h, t - j] + D[h] * u[b, h, t]``
+
+    Args:
+        u: input, ``(B, H, L)``, real floating point.
+        k: kernel, ``(H, Lk)`` with ``Lk <= L``.
+        D: skip term, ``(H,)``, or None.
+
+    Returns:
+        ``(B, H, L)`` in ``u``'s dtype, computed in float32 (float64 for float64 inputs).
+
+    Example:
+        >>> y = naive_long_conv(torch.randn(2, 3, 10), torch.randn(3, 4))
+    """
+    dtype = torch.promote_types(u.dtype, torch.float32)
+    B, H, L = u.shape
+    Lk = k.shape[-1]
+    x = F.pad(u.to(dtype), (Lk - 1, 0))
+    # conv1d computes a cross-correlation, so flip the kernel; groups=H keeps features apart
+    y = F.conv1d(x, k.to(dtype).flip(-1).unsqueeze(1), groups=H)
+    if D is not None:
+        y = y + D.to(dtype).unsqueeze(-1) * u.to(dtype)
+    return y.to(u.dtype)

@@ -1,0 +1,112 @@
+"""Vandermonde product as a blocked matrix product, with a hand-written backward.
+
+Split every position as ``l = q*T + r`` with ``T ~ sqrt(L)``, so that
+``z^l = z^(q T) * z^r`` and
+
+    K[p, m, q*T + r] = 2 Re( sum_n (v[p, m, n] z[m, n]^(q T)) * z[m, n]^r ),
+
+a batched ``(Q x N) @ (N x T)`` complex matmul per row ``m``. Only ``Q + T ~ 2 sqrt(L)`` powers
+per mode are ever computed (by ``exp``), the matmul runs on the BLAS, and memory is
+O(numel(v) * sqrt(L) + numel(K)) (rows are processed in blocks so the complex
+intermediate stays small): never the ``(M, N, L)`` tensor of powers, also not in the
+backward, which recomputes the two factors instead of saving them.
+
+With a real upstream gradient ``g[l]`` and PyTorch's complex convention
+(``dLoss/dRe + i dLoss/dIm``):
+
+* ``grad_v = 2 conj(sum_l g[l] z^l)``
+* ``grad_z = 2 conj(sum_p v * sum_l g[l] l z^(l-1))``, using ``l z^l = (qT) z^(qT) z^r + z^(qT) (r z^r)``
+  and one division by ``z`` at the end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+BLOCK_ELEMENTS = 1 << 22  # complex elements of one block's (rows, P, L) intermediate: 32 MiB in complex64
+
+
+def _factors(log_z: Tensor, Q: int, T: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Coarse powers ``z^(qT) (M, N, Q)``, fine powers ``z^r (M, N, T)`` and their exponents."""
+    real = log_z.real.dtype
+    q = torch.arange(Q, device=log_z.device, dtype=real) * T
+    r = torch.arange(T, device=log_z.device, dtype=real)
+    return torch.exp(log_z.unsqueeze(-1) * q), torch.exp(log_z.unsqueeze(-1) * r), q, r
+
+
+def _row_blocks(M: int, per_row: int):
+    """Slices of rows whose complex intermediates hold about BLOCK_ELEMENTS elements."""
+    step = max(1, min(M, BLOCK_ELEMENTS // max(1, per_row)))
+    return [slice(start, min(M, start + step)) for start in range(0, M, step)]
+
+
+def _split(L: int) -> tuple[int, int]:
+    T = max(1, math.isqrt(L - 1) + 1) if L > 1 else 1
+    return -(-L // T), T
+
+
+class VandermondeFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v: Tensor, z: Tensor, L: int) -> Tensor:
+        # v: (P, M, N), z: (M, N) -> (P, M, L)
+        P, M, N = v.shape
+        Q, T = _split(L)
+        log_z = torch.log(z)
+        out = torch.empty(P, M, L, device=v.device, dtype=z.real.dtype)
+        for rows in _row_blocks(M, P * Q * T):
+            z_coarse, z_fine, _, _ = _factors(log_z[rows], Q, T)
+            m = z_fine.shape[0]
+            left = (v[:, rows].unsqueeze(-1) * z_coarse).permute(1, 0, 3, 2).reshape(m, P * Q, N)
+            block = torch.bmm(left, z_fine).reshape(m, P, Q * T)[..., :L]  # (m, P, L) complex
+            out[:, rows] = 2 * block.real.permute(1, 0, 2)
+        ctx.save_for_backward(v, z)
+        ctx.L = L
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        v, z = ctx.saved_tensors
+        need_v, need_z, _ = ctx.needs_input_grad
+        P, M, N = v.shape
+        L = ctx.L
+        Q, T = _split(L)
+        log_z = torch.log(z)
+        grad_v = torch.empty_like(v) if need_v else None
+        grad_z = torch.empty_like(z) if need_z else None
+        for rows in _row_blocks(M, P * Q * T):
+            z_coarse, z_fine, q, r = _factors(log_z[rows], Q, T)
+            m = z_fine.shape[0]
+            g = torch.nn.functional.pad(grad_out[:, rows], (0, Q * T - L)).to(z.dtype)
+            g = g.permute(1, 0, 2).reshape(m, P * Q, T)
+            # sum_r g[q, r] z^r for every (row, p, q, n)
+            fine_sum = torch.bmm(g, z_fine.transpose(1, 2)).reshape(m, P, Q, N)
+            coarse = z_coarse.transpose(1, 2).unsqueeze(1)  # (m, 1, Q, N)
+            if need_v:
+                grad_v[:, rows] = 2 * (coarse * fine_sum).sum(2).permute(1, 0, 2).conj()
+            if need_z:
+                fine_weighted = torch.bmm(g, (z_fine * r).transpose(1, 2)).reshape(m, P, Q, N)
+                q_col = q.view(1, 1, Q, 1)
+                l_powers = (coarse * (q_col * fine_sum + fine_weighted)).sum(2)  # sum_l g l z^l
+                grad_z[rows] = 2 * ((v[:, rows].permute(1, 0, 2) * l_powers).sum(1) / z[rows]).conj()
+        return grad_v, grad_z, None
+
+
+def blocked_vandermonde(v: Tensor, z: Tensor, L: int) -> Tensor:
+    """``K[..., l] = 2 Re(sum_n v_n z_n^l)`` without materializing ``(..., N, L)``.
+
+    Args:
+        v: complex ``(..., M..., N)`` whose trailing dims equal ``z.shape``.
+        z: complex ``(M..., N)``, nonzero.
+        L: output length.
+
+    Returns:
+        real ``(*v.shape[:-1], L)`` (float32 for complex64, float64 for complex128).
+    """
+    N = z.shape[-1]
+    lead = v.shape[: v.dim() - z.dim()]
+    v3 = v.reshape(-1, z.numel() // N, N)
+    out = VandermondeFunction.apply(v3, z.reshape(-1, N), L)
+    return out.reshape(*lead, *z.shape[:-1], L)
