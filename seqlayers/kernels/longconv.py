@@ -9,17 +9,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..optim import set_optim_hint
+from .._validation import is_int, is_number
 from .base import KernelGenerator
 
 SMOOTH_MODES = ("time", "freq")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def squash(k: Tensor, lam: float) -> Tensor:
@@ -38,7 +31,7 @@ def squash(k: Tensor, lam: float) -> Tensor:
         >>> squash(torch.tensor([-0.3, 0.05, 0.2]), 0.1)
         tensor([-0.2000,  0.0000,  0.1000])
     """
-    if not _is_number(lam) or not lam >= 0:
+    if not is_number(lam) or not lam >= 0:
         raise ValueError(f"squash: lam must be a number >= 0, got {lam!r}")
     return torch.sign(k) * torch.relu(k.abs() - lam)
 
@@ -129,15 +122,15 @@ class LongConvKernel(KernelGenerator):
         lr: float | None = 1e-3,
     ) -> None:
         super().__init__(d_model, channels)
-        if not (_is_int(l_max) and l_max > 0):
+        if not (is_int(l_max) and l_max > 0):
             raise ValueError(f"l_max must be a positive int, got {l_max!r}")
-        if not (_is_number(squash_lambda) and squash_lambda >= 0):
+        if not (is_number(squash_lambda) and squash_lambda >= 0):
             raise ValueError(f"squash_lambda must be a number >= 0, got {squash_lambda!r}")
-        if not (_is_int(smooth) and smooth >= 0 and (smooth <= 1 or smooth % 2)):
+        if not (is_int(smooth) and smooth >= 0 and (smooth <= 1 or smooth % 2)):
             raise ValueError(f"smooth must be an odd int window (or 0 / 1 for none), got {smooth!r}")
         if smooth_mode not in SMOOTH_MODES:
             raise ValueError(f"smooth_mode must be one of {list(SMOOTH_MODES)}, got {smooth_mode!r}")
-        if not (_is_number(kernel_dropout) and 0 <= kernel_dropout < 1):
+        if not (is_number(kernel_dropout) and 0 <= kernel_dropout < 1):
             raise ValueError(f"kernel_dropout must be a probability in [0, 1), got {kernel_dropout!r}")
         self.l_max, self.squash_lambda, self.smooth_mode = l_max, float(squash_lambda), smooth_mode
         self.smooth, self.kernel_dropout = (smooth if smooth > 1 else 0), float(kernel_dropout)

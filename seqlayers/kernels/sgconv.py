@@ -15,15 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..optim import set_optim_hint
+from .._validation import is_int
 from .base import KernelGenerator
 
 SGCONV_INITS = ("randn", "cosine")
 INTERPOLATIONS = ("linear", "nearest")
 COSINE_TERMS = 4
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def num_scales(l_max: int, kernel_dim: int) -> int:
@@ -113,9 +110,9 @@ class SGConvKernel(KernelGenerator):
         lr: float | None = 1e-3,
     ) -> None:
         super().__init__(d_model, channels)
-        if not _is_int(l_max) or l_max <= 0:
+        if not is_int(l_max) or l_max <= 0:
             raise ValueError(f"l_max must be a positive int, got {l_max!r}")
-        if not _is_int(kernel_dim) or not 1 <= kernel_dim <= l_max:
+        if not is_int(kernel_dim) or not 1 <= kernel_dim <= l_max:
             raise ValueError(f"kernel_dim must be an int in [1, l_max={l_max}], got {kernel_dim!r}")
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
             raise ValueError(f"decay must be a number in (0, 1], got {decay!r}")

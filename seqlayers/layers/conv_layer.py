@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._validation import check_choice
 from ..kernels.base import KernelGenerator
 from ..ops.conv import long_conv
 
@@ -24,12 +25,6 @@ ACTIVATIONS = {
     "tanh": nn.Tanh,
 }
 MIXINGS = ("glu", "linear", "none")
-
-
-def check_choice(kind: str, value, choices) -> None:
-    """Raise ValueError unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"unknown {kind} {value!r}; expected one of {sorted(choices)}")
 
 
 class TiedDropout(nn.Module):

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..kernels.s5 import S5Kernel
-from .conv_layer import ConvLayer, check_choice
+from .._validation import check_choice
+from .conv_layer import ConvLayer
 
 MODES = ("auto", "conv", "scan")
 

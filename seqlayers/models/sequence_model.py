@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import LAYERS
-from ..layers.conv_layer import check_choice
+from .._validation import check_choice
 
 ENCODERS = ("linear", "embedding")
 NORMS = ("layer", "batch", "none")
