@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._validation import is_int
+
 
 def _check_n(N: int) -> None:
-    if isinstance(N, bool) or not isinstance(N, int) or N <= 0:
+    if not is_int(N) or N <= 0:
         raise ValueError(f"state size N must be a positive int, got {N!r}")
 
 

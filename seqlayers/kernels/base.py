@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._validation import is_int
+
 
 class KernelGenerator(nn.Module):
     """Maps a sequence length ``L`` to a real convolution kernel of shape ``(C, H, L)``.
@@ -44,7 +46,7 @@ class KernelGenerator(nn.Module):
         A generator whose parameters are float64 (``module.double()``) returns float64, so that
         gradients can be checked in double precision.
         """
-        if isinstance(L, bool) or not isinstance(L, int) or L <= 0:
+        if not is_int(L) or L <= 0:
             raise ValueError(f"kernel length L must be a positive int, got {L!r}")
         k = self.kernel(L)
         expected = (self.channels, self.d_model, L)

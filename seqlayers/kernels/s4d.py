@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .._validation import is_int
 from ..init.hippo import legs_half_modes
 from ..ops.vandermonde import vandermonde
 from ..optim import set_optim_hint
@@ -85,7 +86,7 @@ def s4d_init_A(d_state: int, init: str) -> tuple[Tensor, Tensor]:
     """
     if init not in S4D_INITS:
         raise ValueError(f"unknown S4D init {init!r}; expected one of {list(S4D_INITS)}")
-    if isinstance(d_state, bool) or not isinstance(d_state, int) or d_state < 2 or d_state % 2:
+    if not is_int(d_state) or d_state < 2 or d_state % 2:
         raise ValueError(f"d_state must be an even int >= 2 (modes come in conjugate pairs), got {d_state!r}")
     N = d_state
     n = torch.arange(N // 2, dtype=torch.float64)

@@ -13,6 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .._validation import is_int
 from ..init.ptd import S5_INITS, s5_block_init
 from ..ops.conv import long_conv
 from ..ops.scan import linear_scan
@@ -105,9 +106,9 @@ class S5Kernel(KernelGenerator):
     ) -> None:
         super().__init__(d_model, channels)
         _check_disc(disc)
-        if isinstance(d_state, bool) or not isinstance(d_state, int) or d_state <= 0:
+        if not is_int(d_state) or d_state <= 0:
             raise ValueError(f"d_state must be a positive int, got {d_state!r}")
-        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks <= 0:
+        if not is_int(blocks) or blocks <= 0:
             raise ValueError(f"blocks must be a positive int, got {blocks!r}")
         if d_state % blocks:
             raise ValueError(f"d_state={d_state} must be divisible by blocks={blocks} (blocks of size P/J)")
@@ -162,7 +163,7 @@ class S5Kernel(KernelGenerator):
 
     def modal_kernel(self, L: int) -> Tensor:
         """The modal kernel ``K[p, l] = Lambda_bar_p ** l`` for ``l < L``: complex64 ``(P', L)``."""
-        if isinstance(L, bool) or not isinstance(L, int) or L <= 0:
+        if not is_int(L) or L <= 0:
             raise ValueError(f"kernel length L must be a positive int, got {L!r}")
         if self.disc == "zoh":  # exact, and no log(0) when exp(dt Lambda) underflows
             log_z = torch.exp(self.log_step) * self.Lambda

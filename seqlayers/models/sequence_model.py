@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import LAYERS
-from .._validation import check_choice
+from .._validation import check_choice, is_int
 
 ENCODERS = ("linear", "embedding")
 NORMS = ("layer", "batch", "none")
@@ -99,9 +99,9 @@ class SequenceModel(nn.Module):
         check_choice("encoder", encoder, ENCODERS)
         check_choice("pool", pool, POOLS)
         for name, value in (("d_input", d_input), ("d_output", d_output), ("d_model", d_model)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            if not is_int(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
+        if not is_int(n_layers) or n_layers < 0:
             raise ValueError(f"n_layers must be a non-negative int, got {n_layers!r}")
         layer_kwargs = dict(layer_kwargs or {})
         layer_kwargs.setdefault("dropout", dropout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..._validation import is_int
 from ..dispatch import Backend, register, select
 from .blocked import blocked_vandermonde
 from .naive import naive_vandermonde
@@ -46,7 +47,7 @@ def vandermonde(v: Tensor, z: Tensor, L: int, *, backend: str = "auto") -> Tenso
         raise TypeError(f"vandermonde: v and z must share a dtype, got {v.dtype} and {z.dtype}")
     if v.device != z.device:
         raise ValueError(f"vandermonde: v is on {v.device} but z is on {z.device}")
-    if isinstance(L, bool) or not isinstance(L, int) or L <= 0:
+    if not is_int(L) or L <= 0:
         raise ValueError(f"vandermonde: L must be a positive int, got {L!r}")
     return select("vandermonde", backend, v, z, L).fn(v, z, L)
 
