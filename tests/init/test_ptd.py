@@ -34,6 +34,15 @@ def test_condition_far_below_unperturbed(legs_ptd):
     assert cond < 20
 
 
+def test_default_meets_target_at_n64():
+    """The issue's target: default arguments, HiPPO-LegS N = 64, eps = 0.034 -> cond(V) <= 8 (~2 s)."""
+    A, _ = hippo_legs(64)
+    Lambda, V = ptd(A, 0.034)
+    assert torch.linalg.cond(V) <= 8
+    E = V @ torch.diag(Lambda) @ torch.linalg.inv(V) - A
+    assert torch.linalg.matrix_norm(E, 2) <= 0.034 * torch.linalg.matrix_norm(A, 2) * (1 + 1e-9)
+
+
 def test_deterministic_and_cached(legs_ptd):
     A, Lambda, V = legs_ptd
     from seqlayers.init.ptd import _ptd_cached
@@ -45,6 +54,14 @@ def test_deterministic_and_cached(legs_ptd):
     V2.zero_()  # callers get copies: the cache is not corrupted
     assert torch.equal(ptd(A, EPS)[1], V)
     assert _ptd_cached.cache_info().hits >= 1
+
+
+def test_objective_option():
+    A, _ = hippo_legs(6)
+    Lambda, V = ptd(A, 0.1, iters=20, objective="cond2")
+    assert torch.linalg.cond(V) < 50 and not torch.equal(Lambda, ptd(A, 0.1, iters=20)[0])
+    with pytest.raises(ValueError, match="objective"):
+        ptd(A, 0.1, objective="frobenius")
 
 
 def test_seed_changes_result():
