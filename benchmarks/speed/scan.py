@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def cpu_model() -> str:
 
 def machine(device: str) -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    text = f"{cpu_model()}, {torch.get_num_threads()} torch threads (load average {load}), torch {torch.__version__}"
+    text = f"{cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    text += f" (load average now: {load})"
     if device == "cuda":
         text += f", {torch.cuda.get_device_name()}"
     return text
@@ -184,7 +186,7 @@ def main() -> None:
             "(above 1: slower). `loop` is the `naive` backend, run only for L <= 4096; "
             "`conv` is conv mode (vandermonde kernel + `long_conv`, torch backend); "
             "\"-\": not run.\n\n"
-            f"Produced by `python benchmarks/speed/scan.py`.\n\n{table}\n"
+            f"Produced by `python benchmarks/speed/scan.py {' '.join(sys.argv[1:])}`.\n\n{table}\n"
         )
         print(f"wrote {path}")
 

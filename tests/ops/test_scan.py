@@ -33,8 +33,10 @@ def make_inputs(B, L, P, dtype, with_h0=True, seed=0):
     if dtype.is_complex:
         phase = torch.rand(B, L, P, generator=g, dtype=real) * 6.283
         a = torch.polar(mag, phase)
-        b = torch.complex(torch.randn(B, L, P, generator=g, dtype=real), torch.randn(B, L, P, generator=g, dtype=real))
-        h0 = torch.complex(torch.randn(B, P, generator=g, dtype=real), torch.randn(B, P, generator=g, dtype=real))
+        b = torch.randn(B, L, P, 2, generator=g, dtype=real)
+        b = torch.complex(b[..., 0], b[..., 1])
+        h0 = torch.randn(B, P, 2, generator=g, dtype=real)
+        h0 = torch.complex(h0[..., 0], h0[..., 1])
     else:
         a = mag * torch.where(torch.rand(B, L, P, generator=g) < 0.2, -1.0, 1.0).to(real)
         b = torch.randn(B, L, P, generator=g, dtype=real)
@@ -119,7 +121,8 @@ def test_non_contiguous_and_expanded_inputs():
 def test_long_sequence_with_unit_modulus_decay_stays_accurate():
     """|a| = 1 for 20K steps: a blocked scan must not drift from the sequential one."""
     B, L, P = 1, 20_000, 4
-    a = torch.polar(torch.ones(B, L, P, dtype=torch.float64), torch.full((B, L, P), 0.01, dtype=torch.float64))
+    angle = torch.full((B, L, P), 0.01, dtype=torch.float64)
+    a = torch.polar(torch.ones_like(angle), angle)
     b = torch.randn(B, L, P, dtype=torch.complex128) * 1e-2
     assert_close(linear_scan(a, b), naive_linear_scan(a, b), torch.complex128)
 

@@ -30,10 +30,13 @@ def check_linear_scan_args(a: Tensor, b: Tensor, h0: Tensor | None) -> None:
     if a.dim() != 3 or any(n == 0 for n in a.shape):
         raise ValueError(f"linear_scan: a must have shape (B, L, P) with B, L, P >= 1, got {tuple(a.shape)}")
     if b.shape != a.shape:
-        raise ValueError(f"linear_scan: b must have a's shape (B, L, P) = {tuple(a.shape)}, got {tuple(b.shape)}")
+        raise ValueError(
+            f"linear_scan: b must have a's shape (B, L, P) = {tuple(a.shape)}, got {tuple(b.shape)}"
+        )
     if h0 is not None and h0.shape != (a.shape[0], a.shape[2]):
         raise ValueError(
-            f"linear_scan: h0 must have shape (B, P) = {(a.shape[0], a.shape[2])} or be None, got {tuple(h0.shape)}"
+            f"linear_scan: h0 must have shape (B, P) = {(a.shape[0], a.shape[2])} or be None, "
+            f"got {tuple(h0.shape)}"
         )
     for name, t in (("b", b), ("h0", h0)):
         if t is None:
