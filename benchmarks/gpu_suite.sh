@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The GPU checks of the long_conv "fft" backend, in one call on a CUDA machine (~5-8 min on an H100):
+# The GPU checks of the long_conv "fft" backend, in one call on a CUDA machine (~8-9 min on an H100):
 #   PYTHONPATH=. bash benchmarks/gpu_suite.sh
 # 1. the GPU tests at real sizes (tests/ops/test_conv_fft_gpu.py), compiled, no interpreter;
 # 2. the speed table of every backend against "torch" (benchmarks/speed/conv.py);
-# 3. every `gpu` or `triton` test under tests/ops, compiled on the GPU.
+# 3. the linear_scan speed table (benchmarks/speed/scan.py, triton columns on CUDA);
+# 4. every `gpu` or `triton` test under tests/ops, compiled on the GPU.
+# At most 8 files land in $OUT (the device tool brings back 8).
 # Logs, CSV and Markdown go to $OUT (default benchmarks/results/gpu_suite); copy the
 # conv_<device>.{csv,md} tables into benchmarks/results/ to keep them.
 set -uo pipefail
@@ -23,7 +25,11 @@ status=$((status | PIPESTATUS[0]))
 timeout 240 python benchmarks/speed/conv.py --out "$OUT" 2>&1 | tee "$OUT/bench_conv.log"
 status=$((status | PIPESTATUS[0]))
 
-timeout 180 python -m pytest -p no:cacheprovider -m "gpu or triton" tests/ops -q -rs -x \
+timeout 90 python benchmarks/speed/scan.py 2>&1 | tee "$OUT/bench_scan.log"
+status=$((status | PIPESTATUS[0]))
+cp benchmarks/results/scan_cuda.md "$OUT/" 2>/dev/null
+
+timeout 150 python -m pytest -p no:cacheprovider -m "gpu or triton" tests/ops -q -rs -x \
     --durations=10 2>&1 | tee "$OUT/pytest_gpu_triton.log"
 status=$((status | PIPESTATUS[0]))
 
