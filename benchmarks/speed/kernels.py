@@ -163,7 +163,7 @@ def main():
     )
     sizes = (
         f"H = {args.d_model}, one channel; S4D d_state = {args.d_state}; SGConv kernel_dim = "
-        f"{args.kernel_dim}, l_max = L; LongConv l_max = L, smooth 7, lambda 0.003; S5 (if present): "
+        f"{args.kernel_dim}, l_max = L; LongConv l_max = L, smooth 7, lambda 0.001 (the default); S5 (if present): "
         f"its modal kernel (P/2 complex modes x L, no H; P = d_state, 8 blocks); median of "
         f"up to {args.reps} runs; forward without autograd, forward+backward of kernel.sum()"
     )
