@@ -37,7 +37,14 @@ def families(length: int, d_state: int) -> dict[str, tuple[str, dict]]:
     """Layer name in ``seqlayers.layers.LAYERS`` and its keyword arguments, per table row."""
     rows = {"S4D": ("s4d", {"d_state": d_state})}
     if hasattr(seqlayers, "S5"):
-        rows["S5"] = ("s5", {"d_state": d_state})
+        # S5 shares one state of P modes among all features, so it needs a larger P than S4D's
+        # per-feature N; blocks of P/J = 16 keep PTD blocks of 8 under conjugate symmetry.
+        rows["S5"] = ("s5", {"d_state": 4 * d_state, "blocks": 4})
+    # The SSM learning-rate hints (1e-3, from the LRA recipes) are tuned for long runs; in 200
+    # steps the state space parameters barely move with them, so also show the layers without.
+    rows["S4D (no lr hint)"] = ("s4d", {"d_state": d_state, "lr": None})
+    if hasattr(seqlayers, "S5"):
+        rows["S5 (no lr hint)"] = ("s5", {"d_state": 4 * d_state, "blocks": 4, "lr": None})
     rows["SGConv"] = ("sgconv", {"l_max": length, "kernel_dim": 16})
     rows["SGConv (decay=1)"] = ("sgconv", {"l_max": length, "kernel_dim": 16, "decay": 1.0})
     rows["LongConv"] = ("longconv", {"l_max": length})
