@@ -29,9 +29,9 @@ class KernelGenerator(nn.Module):
 
     def __init__(self, d_model: int, channels: int = 1) -> None:
         super().__init__()
-        if not isinstance(d_model, int) or d_model <= 0:
+        if not is_int(d_model) or d_model <= 0:
             raise ValueError(f"d_model must be a positive int, got {d_model!r}")
-        if not isinstance(channels, int) or channels <= 0:
+        if not is_int(channels) or channels <= 0:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
         self.d_model = d_model
         self.channels = channels

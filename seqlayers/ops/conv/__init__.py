@@ -96,3 +96,13 @@ register_lazy(
     description="Triton radix-2 Stockham FFTs, two real rows per complex FFT; one pass up to "
     "FFT size 4096, a three-pass four-step beyond; CUDA (CPU only via TRITON_INTERPRET=1)",
 )
+register_lazy(
+    "long_conv",
+    "butterfly",
+    "seqlayers.ops.conv.butterfly",
+    "butterfly_long_conv",
+    priority=30,
+    description="Triton, whole convolution in one kernel: FFTs as dense DFT-matrix products "
+    "(tl.dot, Monarch N = N1 x N2 up to 64 x 64), for L + Lk - 1 <= 4096; CUDA (CPU only via "
+    "TRITON_INTERPRET=1)",
+)
