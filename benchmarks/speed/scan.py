@@ -1,10 +1,11 @@
 """Speed of ``linear_scan`` backends against the sequential loop and against conv mode.
 
 The recurrence ``h_t = a * h_{t-1} + b_t`` with a time-invariant decay ``a`` (one per state, as in
-S5) is computed four ways:
+S5) is computed five ways:
 
 * ``loop``: the ``"naive"`` backend, one Python step per position (only for L <= 4096);
-* ``torch``: the blocked pure-PyTorch scan (the CPU default);
+* ``torch``: the blocked pure-PyTorch scan;
+* ``native``: the C++ kernels (CPU only; built here if needed, "-" when they cannot be);
 * ``triton``: the Triton kernels (CUDA only; "-" elsewhere);
 * ``conv``: conv mode, ``h[:, :, p] = conv(b[:, :, p], a_p ** l)``, with the modal kernel built by
   ``seqlayers.ops.vandermonde`` and convolved by ``seqlayers.ops.long_conv`` (complex states as
@@ -33,6 +34,7 @@ from pathlib import Path
 import torch
 
 import seqlayers
+from seqlayers import _native
 from seqlayers.ops import linear_scan, long_conv, vandermonde
 
 LOOP_MAX_L = 4096
@@ -106,6 +108,8 @@ def methods(device: str) -> dict:
     out = {"loop": scan("naive"), "torch": scan("torch"), "conv": conv_mode}
     if "triton" in seqlayers.ops.available_backends("linear_scan") and device == "cuda":
         out["triton"] = scan("triton")
+    if device == "cpu" and _native.LIBRARY.load(build=True)[0]:
+        out["native"] = scan("native")
     return out
 
 
@@ -130,7 +134,7 @@ def check_agreement(device: str) -> float:
 
 
 def run(args) -> str:
-    names = ["loop", "triton", "conv"]
+    names = ["loop", "native", "triton", "conv"]
     header = ["B", "P", "L"] + [f"torch {k} ms" for k in ("fwd", "f+b")]
     for name in names:
         header += [f"{name}/torch fwd", f"{name}/torch f+b"]
@@ -184,6 +188,7 @@ def main() -> None:
             f"# linear_scan speed ({args.device})\n\nMachine: {machine(args.device)}\n\n{settings}\n\n"
             "Times of the `torch` backend in ms; other columns are time / time of `torch` "
             "(above 1: slower). `loop` is the `naive` backend, run only for L <= 4096; "
+            "`native` is the C++ backend; "
             "`conv` is conv mode (vandermonde kernel + `long_conv`, torch backend); "
             "\"-\": not run.\n\n"
             f"Produced by `python benchmarks/speed/scan.py {' '.join(sys.argv[1:])}`.\n\n{table}\n"

@@ -58,7 +58,8 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, *, backend: str 
             (computed in float32).
         b: ``(B, L, P)`` input, same dtype and device as ``a``.
         h0: ``(B, P)`` initial state in ``a``'s dtype, or None for zeros.
-        backend: ``"auto"`` (default), ``"torch"``, ``"triton"`` or ``"naive"``; see
+        backend: ``"auto"`` (default), ``"torch"``, ``"triton"`` (CUDA), ``"native"`` (the
+            C++ CPU kernel of ``csrc/``, once built) or ``"naive"``; see
             :mod:`seqlayers.ops.dispatch` (env ``SEQLAYERS_SCAN_BACKEND``).
 
     Returns:
@@ -105,4 +106,12 @@ register_lazy(
     "triton_linear_scan",
     priority=20,
     description="Triton tl.associative_scan over blocks of L with a carried state, forward and backward",
+)
+register_lazy(
+    "linear_scan",
+    "native",
+    "seqlayers.ops.scan.native",
+    "native_linear_scan",
+    priority=10,
+    description="C++ CPU kernels, one pass over memory forward and backward; built on first request",
 )

@@ -1,0 +1,221 @@
+"""Lazy loader of the native (C++, CPU) extension built from the repository's ``csrc/``.
+
+The extension is optional: nothing here runs at ``import seqlayers``, and ``pip install`` never
+compiles. It is built with ``torch.utils.cpp_extension.load`` (which needs ``ninja`` and a C++
+compiler) the first time a build is allowed, and cached on disk under
+``$TORCH_EXTENSIONS_DIR`` (default: torch's extension cache) in a folder named after a hash of
+the sources, the torch and Python versions and the flags, so a changed source is rebuilt and
+an unchanged one is loaded without compiling, by any later process. One build per process:
+the outcome, success or the failure's reason, is kept. A failed build warns once (the
+compiler's last lines and the fix) and leaves the native backends unavailable; it never raises.
+
+When a build is allowed:
+
+* ``python -m seqlayers._native build``: build now (about 10 s), e.g. after installing;
+* asking for a native backend by name, e.g. ``linear_scan(a, b, backend="native")``;
+* ``SEQLAYERS_NATIVE=1``: ``backend="auto"`` may build on first use.
+
+Otherwise ``"auto"`` uses the extension only if it is already built (in this process or in the
+cache), so that a training run never stops to compile without consent. ``SEQLAYERS_NATIVE=0``
+disables the extension entirely.
+
+The sources are found at ``<package>/../csrc``: present in a source checkout and an editable
+install (``pip install -e .``); a wheel does not ship them, and the native backends then report
+"native sources not installed".
+
+    python -m seqlayers._native build    # build (or load the cached build) and report
+    python -m seqlayers._native status   # report without building
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+ENV_VAR = "SEQLAYERS_NATIVE"
+EXTRA_CFLAGS = ["-O3"]
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "csrc"
+ERROR_LINES = 15  # lines of compiler output quoted in the warning
+INSTALL_HINT = "pip install ninja (or pip install -e '.[native]')"
+DISABLED = f"disabled by {ENV_VAR}=0"
+
+
+def setting() -> str:
+    """``$SEQLAYERS_NATIVE``: ``"0"`` (disabled), ``"1"`` (auto may build) or ``""`` (default)."""
+    return os.environ.get(ENV_VAR, "").strip()
+
+
+def _compiler() -> str:
+    return "cl" if os.name == "nt" else os.environ.get("CXX", "c++")
+
+
+class NativeLibrary:
+    """The extension built from the ``*.cpp`` files of one source folder; loaded at most once.
+
+    Args:
+        source_dir: folder of the C++ sources (default: the repository's ``csrc/``).
+
+    Example:
+        >>> lib = NativeLibrary()
+        >>> ok, reason = lib.load(build=False)  # loads a cached build, never compiles
+    """
+
+    def __init__(self, source_dir: Path = SOURCE_DIR) -> None:
+        self.source_dir = Path(source_dir)
+        self._result: tuple[bool, str] | None = None
+        self._lock = threading.Lock()
+
+    def sources(self) -> list[Path]:
+        """The C++ sources, sorted; empty if the folder is missing."""
+        return sorted(self.source_dir.glob("*.cpp")) if self.source_dir.is_dir() else []
+
+    @functools.cached_property
+    def name(self) -> str:
+        """Extension name: ``seqlayers_native_<hash of sources, versions and flags>``."""
+        digest = hashlib.sha256()
+        for path in self.sources():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        key = (torch.__version__, sys.version_info[:2], getattr(sys, "abiflags", ""), EXTRA_CFLAGS)
+        digest.update(repr(key).encode())
+        return f"seqlayers_native_{digest.hexdigest()[:12]}"
+
+    def build_directory(self) -> Path:
+        """Where the build lives: ``$TORCH_EXTENSIONS_DIR`` or torch's default root, then the name."""
+        from torch.utils.cpp_extension import get_default_build_root
+
+        root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+        return Path(root) / self.name
+
+    def library_path(self) -> Path:
+        """The shared library a finished build leaves."""
+        return self.build_directory() / (self.name + (".pyd" if os.name == "nt" else ".so"))
+
+    def is_built(self) -> bool:
+        """A finished build of the current sources is on disk (no build in progress)."""
+        return self.library_path().exists() and not (self.build_directory() / "lock").exists()
+
+    def status(self) -> tuple[bool, str]:
+        """``(ok, reason)`` without building: loaded, built, or buildable (ninja and a compiler)."""
+        if setting() == "0":
+            return False, DISABLED
+        if self._result is not None:
+            return self._result
+        ok, reason = self._has_sources()
+        if not ok or self.is_built():
+            return ok, reason
+        return self._buildable()
+
+    def load(self, build: bool = True) -> tuple[bool, str]:
+        """Load the extension, building it first if needed and ``build``; ``(ok, reason)``.
+
+        The outcome of a load or build attempt is kept for the process; a failed build warns
+        once. Without ``build`` and with no finished build on disk, nothing is attempted or
+        kept, and the reason says how to build. ``SEQLAYERS_NATIVE=0`` makes it report
+        unavailable, even after a load.
+        """
+        if setting() == "0":
+            return False, DISABLED
+        with self._lock:
+            if self._result is not None:
+                return self._result
+            ok, reason = self._has_sources()
+            if not ok:
+                return ok, reason
+            if not build and not self.is_built():
+                return False, (
+                    "not built yet; build it with `python -m seqlayers._native build`, ask for the "
+                    f"backend by name, or set {ENV_VAR}=1 to let 'auto' build it on first use"
+                )
+            self._result = self._build_and_load()
+            return self._result
+
+    def _has_sources(self) -> tuple[bool, str]:
+        if self.sources():
+            return True, ""
+        return False, (
+            f"native sources not installed (no *.cpp in {self.source_dir}; "
+            "editable/source installs only)"
+        )
+
+    def _buildable(self) -> tuple[bool, str]:
+        from torch.utils.cpp_extension import is_ninja_available
+
+        if not is_ninja_available():
+            return False, f"ninja is not installed (needed to build the extension): {INSTALL_HINT}"
+        if shutil.which(_compiler()) is None:
+            return False, f"no C++ compiler {_compiler()!r} on PATH (set $CXX to one)"
+        return True, ""
+
+    def _build_and_load(self) -> tuple[bool, str]:
+        if self.is_built():
+            try:
+                torch.ops.load_library(str(self.library_path()))
+            except OSError as exc:
+                return self._fail(f"loading {self.library_path()} failed ({exc}); delete "
+                                  f"{self.build_directory()} to rebuild it")
+            return True, ""
+        ok, reason = self._buildable()
+        if not ok:
+            return self._fail(reason)
+        from torch.utils.cpp_extension import load
+
+        try:
+            self.build_directory().mkdir(parents=True, exist_ok=True)
+            load(
+                self.name,
+                [str(path) for path in self.sources()],
+                extra_cflags=EXTRA_CFLAGS,
+                build_directory=str(self.build_directory()),
+                is_python_module=False,
+                verbose=False,
+            )
+        except Exception as exc:  # any build failure: report it, never raise
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            first_error = next((line for line in lines if "error:" in line), lines[-1])
+            return self._fail(
+                f"build failed: {first_error.strip()}",
+                "\n".join(lines[-ERROR_LINES:])
+                + f"\nFix the error above (a C++17 compiler; ninja: {INSTALL_HINT}).",
+            )
+        return True, ""
+
+    @staticmethod
+    def _fail(reason: str, details: str = "") -> tuple[bool, str]:
+        """Warn (the caller keeps the result, so once per process) and return ``(False, reason)``."""
+        warnings.warn(
+            f"seqlayers: native extension unavailable, using the PyTorch backends instead: "
+            f"{reason}\n{details + chr(10) if details else ''}Set {ENV_VAR}=0 to stop trying.",
+            stacklevel=2,
+        )
+        return False, reason
+
+
+LIBRARY = NativeLibrary()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m seqlayers._native {build,status}``: build or report; exit status 0 when usable."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m seqlayers._native", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("command", choices=["build", "status"])
+    args = parser.parse_args(argv)
+    ok, reason = LIBRARY.load(build=True) if args.command == "build" else LIBRARY.status()
+    state = "built" if ok and LIBRARY.is_built() else ("buildable" if ok else "unavailable")
+    sys.stdout.write(f"native extension: {state}{': ' + reason if reason else ''}\n")
+    sys.stdout.write(f"  sources: {LIBRARY.source_dir}\n  build:   {LIBRARY.build_directory()}\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
