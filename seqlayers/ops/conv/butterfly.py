@@ -64,7 +64,7 @@ except ImportError as exc:  # the registry reports this as the reason the backen
     raise ImportError(
         f"the 'butterfly' backend needs Triton ({exc}); fix: pip install triton") from exc
 
-from .fft import _interpreting, _split_pairs, is_available
+from .fft import _split_pairs, check_auto, check_tensors, is_available
 
 __all__ = ["is_available", "supports", "auto_supports", "butterfly_long_conv", "LongConvFunction"]
 
@@ -74,7 +74,6 @@ _MIN_SIZE = 256
 _MAX_ONE_PASS = 4096
 """Largest FFT size (64 x 64) done on chip; larger calls belong to the ``"fft"`` backend."""
 
-_SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 """Accepted values of ``input_precision`` (those Triton 3.6 to 3.9 all understand)."""
@@ -86,20 +85,9 @@ def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
     Args:
         u: ``(B, H, L)``; k: ``(H, Lk)``; D: ``(H,)`` or None.
     """
-    for name, t in (("k", k), ("D", D)):
-        if t is not None and t.device != u.device:
-            return False, f"{name} is on {t.device} but u is on {u.device}; move both to one device"
-    for name, t in (("u", u), ("k", k), ("D", D)):
-        if t is not None and t.dtype not in _SUPPORTED_DTYPES:
-            return False, (
-                f"{name} has dtype {t.dtype}; the 'butterfly' backend takes float32, bfloat16 or "
-                "float16 (use backend='torch' for float64)"
-            )
-    if u.device.type != "cuda" and not _interpreting():
-        return False, (
-            f"tensors are on {u.device}; move them to a CUDA device, or set TRITON_INTERPRET=1 "
-            "to run the kernels on the CPU (slow, for testing)"
-        )
+    ok, reason = check_tensors("butterfly", u, k, D)
+    if not ok:
+        return ok, reason
     total = u.shape[-1] + k.shape[-1] - 1
     if _fft_size(total) > _MAX_ONE_PASS:
         return False, (
@@ -112,12 +100,8 @@ def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
 
 def auto_supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
     """The check ``backend="auto"`` uses: :func:`supports`, and never interpreted CPU kernels."""
-    if u.device.type != "cuda":
-        return False, (
-            f"tensors are on {u.device}: the Triton interpreter is for testing; "
-            "ask for backend='butterfly' explicitly"
-        )
-    return supports(u, k, D)
+    ok, reason = check_auto("butterfly", u)
+    return supports(u, k, D) if ok else (ok, reason)
 
 
 # ----------------------------------------------------------------------------------------------

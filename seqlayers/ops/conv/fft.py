@@ -84,19 +84,16 @@ def is_available() -> tuple[bool, str]:
     return True, ""
 
 
-def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
-    """Whether this backend can run ``long_conv(u, k, D)``; ``(False, reason with a fix)`` if not.
-
-    Args:
-        u: ``(B, H, L)``; k: ``(H, Lk)``; D: ``(H,)`` or None.
-    """
+def check_tensors(backend: str, u: Tensor, k: Tensor, D: Tensor | None) -> tuple[bool, str]:
+    """The checks every Triton ``long_conv`` backend shares: one device, float32/bfloat16/float16,
+    and CUDA (or the CPU under ``TRITON_INTERPRET=1``); ``(False, reason with a fix)`` if not."""
     for name, t in (("k", k), ("D", D)):
         if t is not None and t.device != u.device:
             return False, f"{name} is on {t.device} but u is on {u.device}; move both to one device"
     for name, t in (("u", u), ("k", k), ("D", D)):
         if t is not None and t.dtype not in _SUPPORTED_DTYPES:
             return False, (
-                f"{name} has dtype {t.dtype}; the 'fft' backend takes float32, bfloat16 or "
+                f"{name} has dtype {t.dtype}; the '{backend}' backend takes float32, bfloat16 or "
                 "float16 (use backend='torch' for float64)"
             )
     if u.device.type != "cuda" and not _interpreting():
@@ -104,6 +101,28 @@ def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
             f"tensors are on {u.device}; move them to a CUDA device, or set TRITON_INTERPRET=1 "
             "to run the kernels on the CPU (slow, for testing)"
         )
+    return True, ""
+
+
+def check_auto(backend: str, u: Tensor) -> tuple[bool, str]:
+    """``"auto"`` never picks an interpreted kernel: CUDA tensors only."""
+    if u.device.type != "cuda":
+        return False, (
+            f"tensors are on {u.device}: the Triton interpreter is for testing; "
+            f"ask for backend='{backend}' explicitly"
+        )
+    return True, ""
+
+
+def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
+    """Whether this backend can run ``long_conv(u, k, D)``; ``(False, reason with a fix)`` if not.
+
+    Args:
+        u: ``(B, H, L)``; k: ``(H, Lk)``; D: ``(H,)`` or None.
+    """
+    ok, reason = check_tensors("fft", u, k, D)
+    if not ok:
+        return ok, reason
     size = _fft_size(u.shape[-1] + k.shape[-1] - 1)
     if size > _MAX_SIZE:
         return False, (
@@ -115,12 +134,8 @@ def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
 
 def auto_supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
     """The check ``backend="auto"`` uses: :func:`supports`, and never interpreted CPU kernels."""
-    if u.device.type != "cuda":
-        return False, (
-            f"tensors are on {u.device}: the Triton interpreter is for testing; "
-            "ask for backend='fft' explicitly"
-        )
-    return supports(u, k, D)
+    ok, reason = check_auto("fft", u)
+    return supports(u, k, D) if ok else (ok, reason)
 
 
 # ----------------------------------------------------------------------------------------------
