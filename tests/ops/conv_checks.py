@@ -1,0 +1,40 @@
+"""Comparison helpers shared by the tests of the long_conv backends against the naive oracle."""
+
+import torch
+
+from seqlayers.ops.conv import naive_long_conv
+
+from ..helpers import REL_RMS_TOL, rel_rms
+
+
+def make_inputs(B, H, L, Lk, dtype=torch.float32, k_dtype=torch.float32, with_d=True, seed=0):
+    """``u (B, H, L)``, ``k (H, Lk)`` (scaled by ``1/sqrt(Lk)``), ``D (H,)`` or None, ``dy``."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(B, H, L, generator=g).to(dtype)
+    k = (torch.randn(H, Lk, generator=g) / Lk**0.5).to(k_dtype)
+    D = torch.randn(H, generator=g) if with_d else None
+    dy = torch.randn(B, H, L, generator=g).to(dtype)
+    return u, k, D, dy
+
+
+def forward_and_grads(fn, u, k, D, dy):
+    """``fn(u, k, D)`` and the gradients of ``(y * dy).sum()`` wrt every input given."""
+    inputs = [t.detach().clone().requires_grad_() for t in (u, k, D) if t is not None]
+    y = fn(*inputs, None) if D is None else fn(*inputs)
+    grads = torch.autograd.grad(y, inputs, dy)
+    return (y.detach(), *grads)
+
+
+def check_against_oracle(fn, device, u, k, D, dy):
+    """Run ``fn`` on ``device`` and compare with the float32 oracle on the CPU, output by output.
+
+    Each output is held to the tolerance of its own dtype (``dk`` has ``k``'s dtype).
+    """
+    on_dev = [t.to(device) if t is not None else None for t in (u, k, D, dy)]
+    got = forward_and_grads(fn, *on_dev)
+    want = forward_and_grads(naive_long_conv, *(t.float() if t is not None else None for t in (u, k, D, dy)))
+    assert got[0].dtype == u.dtype and got[0].shape == u.shape
+    assert got[1].dtype == u.dtype and got[2].dtype == k.dtype
+    for name, a, b in zip(("y", "du", "dk", "dD"), got, want):
+        err, tol = rel_rms(a.cpu(), b), REL_RMS_TOL[a.dtype]
+        assert err <= tol, f"{name}: relative RMS error {err:.2e} > {tol:.0e}"
