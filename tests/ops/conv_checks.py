@@ -1,5 +1,6 @@
 """Comparison helpers shared by the tests of the long_conv backends against the naive oracle."""
 
+import pytest
 import torch
 
 from seqlayers.ops.conv import naive_long_conv
@@ -7,13 +8,16 @@ from seqlayers.ops.conv import naive_long_conv
 from ..helpers import REL_RMS_TOL, rel_rms
 
 
-def make_inputs(B, H, L, Lk, dtype=torch.float32, k_dtype=torch.float32, with_d=True, seed=0):
-    """``u (B, H, L)``, ``k (H, Lk)`` (scaled by ``1/sqrt(Lk)``), ``D (H,)`` or None, ``dy``."""
-    g = torch.Generator().manual_seed(seed)
-    u = torch.randn(B, H, L, generator=g).to(dtype)
-    k = (torch.randn(H, Lk, generator=g) / Lk**0.5).to(k_dtype)
-    D = torch.randn(H, generator=g) if with_d else None
-    dy = torch.randn(B, H, L, generator=g).to(dtype)
+def make_inputs(B, H, L, Lk, dtype=torch.float32, k_dtype=torch.float32, with_d=True, seed=0, device="cpu"):
+    """``u (B, H, L)``, ``k (H, Lk)`` (scaled by ``1/sqrt(Lk)``), ``D (H,)`` or None, ``dy``.
+
+    Drawn on ``device`` from a generator of that device.
+    """
+    g = torch.Generator(device=device).manual_seed(seed)
+    u = torch.randn(B, H, L, generator=g, device=device).to(dtype)
+    k = (torch.randn(H, Lk, generator=g, device=device) / Lk**0.5).to(k_dtype)
+    D = torch.randn(H, generator=g, device=device) if with_d else None
+    dy = torch.randn(B, H, L, generator=g, device=device).to(dtype)
     return u, k, D, dy
 
 
@@ -35,6 +39,20 @@ def check_against_oracle(fn, device, u, k, D, dy):
     want = forward_and_grads(naive_long_conv, *(t.float() if t is not None else None for t in (u, k, D, dy)))
     assert got[0].dtype == u.dtype and got[0].shape == u.shape
     assert got[1].dtype == u.dtype and got[2].dtype == k.dtype
+    assert_outputs_close(got, want)
+
+
+def assert_outputs_close(got, want):
+    """``(y, du, dk, dD)`` against the oracle's, each within the tolerance of its own dtype."""
     for name, a, b in zip(("y", "du", "dk", "dD"), got, want):
-        err, tol = rel_rms(a.cpu(), b), REL_RMS_TOL[a.dtype]
+        err, tol = rel_rms(a, b.to(a.device)), REL_RMS_TOL[a.dtype]
         assert err <= tol, f"{name}: relative RMS error {err:.2e} > {tol:.0e}"
+
+
+@pytest.fixture
+def no_tf32():
+    """Keep float32 matmuls and convolutions of the oracles exact on a GPU."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

@@ -14,7 +14,7 @@ import os
 import pytest
 import torch
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("no_tf32")]  # exact float32 oracles
 
 if not torch.cuda.is_available():
     pytest.skip("needs a CUDA device", allow_module_level=True)
@@ -26,41 +26,22 @@ from seqlayers.ops import long_conv  # noqa: E402
 from seqlayers.ops.conv import butterfly, fft_long_conv, naive_long_conv  # noqa: E402
 from seqlayers.ops.dispatch import select  # noqa: E402
 
-from ..helpers import REL_RMS_TOL, rel_rms  # noqa: E402
+from ..helpers import rel_rms  # noqa: E402
+from . import conv_checks  # noqa: E402
+from .conv_checks import assert_outputs_close, forward_and_grads, no_tf32  # noqa: E402,F401
 
 CUDA = torch.device("cuda")
 
 
-@pytest.fixture(autouse=True)
-def _no_tf32():
-    """Keep the oracles' float32 matmuls and convolutions exact."""
-    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
-def make_inputs(B, H, L, Lk, dtype=torch.float32, seed=0):
-    g = torch.Generator(device=CUDA).manual_seed(seed)
-    u = torch.randn(B, H, L, device=CUDA, generator=g).to(dtype)
-    k = torch.randn(H, Lk, device=CUDA, generator=g) / Lk**0.5
-    D = torch.randn(H, device=CUDA, generator=g)
-    dy = torch.randn(B, H, L, device=CUDA, generator=g).to(dtype)
-    return u, k, D, dy
-
-
-def forward_and_grads(fn, u, k, D, dy):
-    inputs = [t.detach().clone().requires_grad_() for t in (u, k, D)]
-    y = fn(*inputs)
-    return (y.detach(), *torch.autograd.grad(y, inputs, dy))
+def make_inputs(*args, **kwargs):
+    return conv_checks.make_inputs(*args, device=CUDA, **kwargs)
 
 
 def compare(u, k, D, dy, oracle):
+    """The backend against ``oracle`` run in float64 on the same inputs, output by output."""
     got = forward_and_grads(butterfly.butterfly_long_conv, u, k, D, dy)
     want = forward_and_grads(oracle, *(t.double() for t in (u, k, D, dy)))
-    for name, a, b in zip(("y", "du", "dk", "dD"), got, want):
-        err, tol = rel_rms(a, b), REL_RMS_TOL[a.dtype]
-        assert err <= tol, f"{name}: relative RMS error {err:.2e} > {tol:.0e}"
+    assert_outputs_close(got, want)
 
 
 @pytest.mark.parametrize("L, Lk", [(1, 1), (257, 100), (512, 512), (1000, 1000), (997, 997),
