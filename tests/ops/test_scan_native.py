@@ -109,6 +109,12 @@ def test_half_precision_is_upcast_at_the_entry(built):
     assert h.dtype == torch.bfloat16
     want = naive_linear_scan(a.double(), b.double(), h0.double())
     assert (h.double() - want).pow(2).mean().sqrt() < 2e-2 * want.pow(2).mean().sqrt()
+    dh = torch.randn(h.shape).to(torch.bfloat16)
+    got = forward_and_grads(native, a, b, h0, dh)
+    ref = forward_and_grads(naive_linear_scan, a.double(), b.double(), h0.double(), dh.double())
+    for name, x, y in zip(("h", "grad_a", "grad_b", "grad_h0"), got, ref):
+        assert x.dtype == torch.bfloat16, name
+        assert (x.double() - y).pow(2).mean().sqrt() < 2e-2 * y.pow(2).mean().sqrt(), name
 
 
 def test_registry_explicit_and_auto(built, monkeypatch):
