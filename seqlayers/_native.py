@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 ENV_VAR = "SEQLAYERS_NATIVE"
-EXTRA_CFLAGS = ["-O3"]
+EXTRA_CFLAGS = ["-O3", "-ffp-contract=fast"]
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "csrc"
 ERROR_LINES = 15  # lines of compiler output quoted in the warning
 INSTALL_HINT = "pip install ninja (or pip install -e '.[native]')"
@@ -199,6 +199,29 @@ class NativeLibrary:
 
 
 LIBRARY = NativeLibrary()
+
+
+def check_cpu_call(x: torch.Tensor, dtypes: tuple[torch.dtype, ...], *, auto: bool) -> tuple[bool, str]:
+    """``(ok, reason)`` for a native CPU backend asked to run on ``x``.
+
+    Checks the device and dtype, then loads the extension: building it if needed when the
+    backend was asked for by name (``auto=False``), or, for ``"auto"``, only when
+    ``SEQLAYERS_NATIVE=1``.
+    """
+    if x.device.type != "cpu":
+        return False, f"tensors are on {x.device}; the native backend runs on the CPU"
+    if x.dtype not in dtypes:
+        return False, f"dtype {x.dtype} is not one of {[str(d) for d in dtypes]}"
+    return LIBRARY.load(build=not auto or setting() == "1")
+
+
+def require(what: str) -> None:
+    """Load (building if needed) the extension, or raise ``BackendUnavailableError`` naming why."""
+    ok, reason = LIBRARY.load(build=True)
+    if not ok:
+        from .ops.dispatch import BackendUnavailableError
+
+        raise BackendUnavailableError(f"native {what} is unavailable: {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ REL_RMS_TOL = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 2e-2, 
 
 
 def rel_rms(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """Relative RMS error ``||a - e|| / ||e||`` computed in float64."""
-    a, e = actual.detach().double(), expected.detach().double()
+    """Relative RMS error ``||a - e|| / ||e||`` computed in float64 (complex128 for complex)."""
+    wide = torch.complex128 if actual.is_complex() or expected.is_complex() else torch.float64
+    a, e = actual.detach().to(wide), expected.detach().to(wide)
     return float((a - e).norm() / e.norm().clamp_min(1e-30))

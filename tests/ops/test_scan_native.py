@@ -22,14 +22,6 @@ from .test_scan import TOL, assert_close, forward_and_grads, make_inputs
 DTYPES = list(TOL)
 
 
-@pytest.fixture(scope="module")
-def built():
-    """Build (or load the cached build of) the extension once; skip the test if it cannot."""
-    ok, reason = _native.LIBRARY.load(build=True)
-    if not ok:
-        pytest.skip(f"native extension unavailable: {reason}")
-
-
 def native(a, b, h0=None):
     return linear_scan(a, b, h0, backend="native")
 
@@ -135,15 +127,6 @@ def test_unsupported_calls_fall_back(built):
 
 
 # ---- the loader, without the real build ----
-
-
-@pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
-    """An empty extension cache, and no $SEQLAYERS_NATIVE or $SEQLAYERS_SCAN_BACKEND."""
-    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv(_native.ENV_VAR, raising=False)
-    monkeypatch.delenv("SEQLAYERS_SCAN_BACKEND", raising=False)
-    return tmp_path / "cache"
 
 
 def test_auto_never_builds_and_says_how(fresh_cache):

@@ -23,7 +23,6 @@ import torch
 from torch import Tensor
 
 from ... import _native
-from ..dispatch import BackendUnavailableError
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 
@@ -33,24 +32,14 @@ def is_available() -> tuple[bool, str]:
     return _native.LIBRARY.status()
 
 
-def _check_call(a: Tensor) -> tuple[bool, str]:
-    if a.device.type != "cpu":
-        return False, f"tensors are on {a.device}; the native backend runs on the CPU"
-    if a.dtype not in SUPPORTED_DTYPES:
-        return False, f"dtype {a.dtype} is not one of {[str(d) for d in SUPPORTED_DTYPES]}"
-    return True, ""
-
-
 def supports(a: Tensor, b: Tensor, h0: Tensor | None) -> tuple[bool, str]:
     """CPU tensors of a supported dtype; builds the extension on first use if needed."""
-    ok, reason = _check_call(a)
-    return _native.LIBRARY.load(build=True) if ok else (ok, reason)
+    return _native.check_cpu_call(a, SUPPORTED_DTYPES, auto=False)
 
 
 def auto_supports(a: Tensor, b: Tensor, h0: Tensor | None) -> tuple[bool, str]:
     """The check ``"auto"`` uses: as :func:`supports`, but builds only if ``SEQLAYERS_NATIVE=1``."""
-    ok, reason = _check_call(a)
-    return _native.LIBRARY.load(build=_native.setting() == "1") if ok else (ok, reason)
+    return _native.check_cpu_call(a, SUPPORTED_DTYPES, auto=True)
 
 
 def _states_contiguous(x: Tensor) -> Tensor:
@@ -104,7 +93,5 @@ def native_linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor
     Raises:
         BackendUnavailableError: the extension cannot be built or loaded (the reason says why).
     """
-    ok, reason = _native.LIBRARY.load(build=True)
-    if not ok:
-        raise BackendUnavailableError(f"native linear_scan is unavailable: {reason}")
+    _native.require("linear_scan")
     return LinearScanFunction.apply(a, b, h0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..._validation import is_int
-from ..dispatch import Backend, register, select
+from ..dispatch import Backend, register, register_lazy, select
 from .blocked import blocked_vandermonde
 from .naive import naive_vandermonde
 
@@ -16,15 +16,16 @@ def vandermonde(v: Tensor, z: Tensor, L: int, *, backend: str = "auto") -> Tenso
     """``K[..., l] = 2 * Re(sum_n v[..., n] * z[..., n] ** l)`` for ``l < L``.
 
     The ``"torch"`` backend is a blocked matmul over ``l = q*sqrt(L) + r`` with a hand-written
-    backward, so memory is
-    O(numel(v) * sqrt(L) + numel(K)) rather than O(numel(z) * L).
+    backward, so memory is O(numel(v) * sqrt(L) + numel(K)) rather than O(numel(z) * L). The
+    ``"native"`` backend (C++, CPU) sums in register tiles and needs no memory beyond the output.
 
     Args:
         v: complex ``(..., N)``; extra leading dims (channels) are allowed: its trailing dims
             must equal ``z.shape``.
         z: complex ``(..., N)``, e.g. the discretized eigenvalues ``exp(dt * A)``.
         L: number of output positions, ``>= 1``.
-        backend: ``"auto"``, ``"torch"`` or ``"naive"``.
+        backend: ``"auto"``, ``"torch"``, ``"native"`` (C++ on the CPU, built on first request; see
+            :mod:`seqlayers._native`) or ``"naive"``.
 
     Returns:
         real ``(*v.shape[:-1], L)``: float32 for complex64, float64 for complex128.
@@ -69,4 +70,12 @@ register(
         priority=-100,
         description="materializes all powers (..., N, L); the test oracle",
     )
+)
+register_lazy(
+    "vandermonde",
+    "native",
+    "seqlayers.ops.vandermonde.native",
+    "native_vandermonde",
+    priority=10,
+    description="C++ CPU kernels, power tables re-anchored in double, no (N, L) memory; built on first request",
 )

@@ -1,0 +1,311 @@
+// Native CPU kernels of seqlayers' vandermonde op: K[p, m, l] = 2 Re(sum_n v[p, m, n] z[m, n]^l).
+//
+// Positions are split into blocks of T: l = q*T + r. Per row m the kernels build two small tables
+// in double precision, the fine powers z^r (r < T) and, block by block, the anchor z^(qT). Both
+// come from repeated multiplication, re-anchored every ANCHOR_EVERY steps from exp(l log z) so the
+// error does not grow with L; they are rounded to the working precision only at the end. Nothing of
+// size (N, L) is ever materialized: the extra memory is O(threads * N * T).
+//
+// Forward, per block: K[p, m, qT + r] = sum_n a[n] Re(z_n^r) + b[n] Im(z_n^r) with
+// a = 2 Re(w), b = -2 Im(w), w = v[p, m, n] z_n^(qT). The inner loop runs over r (contiguous
+// output) for QB blocks at once, so every table load feeds QB fused multiply-adds.
+//
+// Backward (PyTorch's complex convention): with g = dLoss/dK,
+//   grad_v[p, m, n] = 2 conj(sum_l g[p, m, l] z^l)
+//   grad_z[m, n]    = 2 conj(sum_p v[p, m, n] sum_l l g[p, m, l] z^(l-1))
+// and the second sum is sum_l g'[l] z^l with g'[l] = (l + 1) g[l + 1], so both are the same
+// real-weighted power sums: per block, an inner sum over r in the working precision (vectorized over
+// modes n), then one complex multiply by the anchor, accumulated in double.
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <cstring>
+#include <tuple>
+#include <vector>
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+// One build runs on any x86-64 CPU: the loader picks the widest vector unit present.
+#define SEQLAYERS_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+#else
+#define SEQLAYERS_CLONES
+#endif
+
+namespace seqlayers {
+namespace {
+
+using cdouble = std::complex<double>;
+
+constexpr int64_t T = 128;           // positions per block (fine powers per mode)
+constexpr int64_t ANCHOR_EVERY = 32;  // steps between exact re-anchorings of a power sequence
+constexpr int64_t QB = 4;            // forward: blocks computed together
+
+// A register tile: 64 bytes of R, as GCC/Clang vector types (split into halves or quarters where
+// the CPU's vectors are narrower) or a plain array elsewhere.
+template <typename R>
+struct Tile {
+  static constexpr int64_t lanes = 64 / sizeof(R);
+#if defined(__GNUC__)
+  typedef R type __attribute__((vector_size(64)));
+#else
+  struct type {
+    R x[lanes];
+    type& operator+=(const type& o) { for (int64_t i = 0; i < lanes; ++i) x[i] += o.x[i]; return *this; }
+    friend type operator*(R a, const type& o) { type t; for (int64_t i = 0; i < lanes; ++i) t.x[i] = a * o.x[i]; return t; }
+  };
+#endif
+  static type load(const R* p) {
+    type t;
+    std::memcpy(&t, p, sizeof(t));
+    return t;
+  }
+  static void store(R* p, const type& t) { std::memcpy(p, &t, sizeof(t)); }
+  static type zero() {
+    type t;
+    std::memset(&t, 0, sizeof(t));
+    return t;
+  }
+};
+static_assert(T % (2 * Tile<float>::lanes) == 0 && T % (2 * Tile<double>::lanes) == 0);
+
+// Product without std::complex's operator*, whose inf/NaN recovery (__muldc3) is a slow call.
+inline cdouble mul(cdouble x, cdouble y) {
+  return {x.real() * y.real() - x.imag() * y.imag(), x.real() * y.imag() + x.imag() * y.real()};
+}
+
+// z^k for k = start, start + step, ..., count terms, into out[k * stride]; double precision.
+void powers(cdouble z, int64_t start, int64_t step, int64_t count, cdouble* out) {
+  const bool zero = z == cdouble(0.0, 0.0);
+  const cdouble log_z = zero ? cdouble(0.0, 0.0) : std::log(z);
+  auto exact = [&](int64_t k) {
+    if (k == 0) return cdouble(1.0, 0.0);
+    return zero ? cdouble(0.0, 0.0) : std::exp(static_cast<double>(k) * log_z);
+  };
+  const cdouble z_step = exact(step);
+  cdouble current = exact(start);
+  for (int64_t i = 0; i < count; ++i) {
+    if (i > 0) current = (i % ANCHOR_EVERY == 0) ? exact(start + i * step) : mul(current, z_step);
+    out[i] = current;
+  }
+}
+
+// out[qb * T + r] = sum_n a[qb][n] * re[n][r] + b[qb][n] * im[n][r] for r < T, qb < QB.
+template <typename R>
+SEQLAYERS_CLONES void forward_tile(const R* __restrict__ a, const R* __restrict__ b,
+                                   const R* __restrict__ re, const R* __restrict__ im,
+                                   int64_t modes, R* __restrict__ out) {
+  using V = Tile<R>;
+  constexpr int64_t W = V::lanes;
+  for (int64_t r0 = 0; r0 < T; r0 += 2 * W) {
+    typename V::type acc[QB][2];
+    for (auto& row : acc) row[0] = row[1] = V::zero();
+    for (int64_t n = 0; n < modes; ++n) {
+      const auto re0 = V::load(re + n * T + r0), re1 = V::load(re + n * T + r0 + W);
+      const auto im0 = V::load(im + n * T + r0), im1 = V::load(im + n * T + r0 + W);
+      for (int64_t qb = 0; qb < QB; ++qb) {
+        const R an = a[qb * modes + n], bn = b[qb * modes + n];
+        acc[qb][0] += an * re0 + bn * im0;
+        acc[qb][1] += an * re1 + bn * im1;
+      }
+    }
+    for (int64_t qb = 0; qb < QB; ++qb) {
+      V::store(out + qb * T + r0, acc[qb][0]);
+      V::store(out + qb * T + r0 + W, acc[qb][1]);
+    }
+  }
+}
+
+// For modes n < padded (a multiple of 2 * Tile<R>::lanes): s1[n] = sum_r g1[r] z_n^r and
+// s2[n] = sum_r g2[r] z_n^r, complex results as (re, im) planes; the tables are laid out [r][n].
+template <typename R>
+SEQLAYERS_CLONES void backward_tile(const R* __restrict__ g1, const R* __restrict__ g2,
+                                    const R* __restrict__ re, const R* __restrict__ im,
+                                    int64_t padded, R* __restrict__ s1re, R* __restrict__ s1im,
+                                    R* __restrict__ s2re, R* __restrict__ s2im) {
+  using V = Tile<R>;
+  constexpr int64_t W = V::lanes;
+  for (int64_t n0 = 0; n0 < padded; n0 += 2 * W) {
+    typename V::type acc[4][2];
+    for (auto& row : acc) row[0] = row[1] = V::zero();
+    for (int64_t r = 0; r < T; ++r) {
+      const R w1 = g1[r], w2 = g2[r];
+      for (int64_t h = 0; h < 2; ++h) {
+        const auto pr = V::load(re + r * padded + n0 + h * W);
+        const auto pi = V::load(im + r * padded + n0 + h * W);
+        acc[0][h] += w1 * pr;
+        acc[1][h] += w1 * pi;
+        acc[2][h] += w2 * pr;
+        acc[3][h] += w2 * pi;
+      }
+    }
+    for (int64_t h = 0; h < 2; ++h) {
+      V::store(s1re + n0 + h * W, acc[0][h]);
+      V::store(s1im + n0 + h * W, acc[1][h]);
+      V::store(s2re + n0 + h * W, acc[2][h]);
+      V::store(s2im + n0 + h * W, acc[3][h]);
+    }
+  }
+}
+
+void check_inputs(const at::Tensor& v, const at::Tensor& z) {
+  TORCH_CHECK(v.device().is_cpu() && z.device().is_cpu(), "vandermonde (native): CPU tensors expected");
+  TORCH_CHECK(v.dim() == 3 && z.dim() == 2, "vandermonde (native): v (P, M, N) and z (M, N) expected, got ",
+              v.sizes(), " and ", z.sizes());
+  TORCH_CHECK(v.size(1) == z.size(0) && v.size(2) == z.size(1),
+              "vandermonde (native): v's trailing dims must equal z's, got ", v.sizes(), " and ", z.sizes());
+  TORCH_CHECK(v.scalar_type() == z.scalar_type() &&
+                  (z.scalar_type() == at::kComplexFloat || z.scalar_type() == at::kComplexDouble),
+              "vandermonde (native): v and z must both be complex64 or both complex128");
+  TORCH_CHECK(v.is_contiguous() && z.is_contiguous(), "vandermonde (native): contiguous inputs expected");
+}
+
+template <typename R>
+void forward_impl(const at::Tensor& v, const at::Tensor& z, int64_t L, at::Tensor& out) {
+  const int64_t P = v.size(0), M = v.size(1), N = v.size(2);
+  const int64_t Q = (L + T - 1) / T;
+  const auto* vp = reinterpret_cast<const std::complex<R>*>(v.data_ptr());
+  const auto* zp = reinterpret_cast<const std::complex<R>*>(z.data_ptr());
+  R* op = out.data_ptr<R>();
+  at::parallel_for(0, M, 1, [&](int64_t begin, int64_t end) {
+    std::vector<cdouble> fine(T), column(Q), anchors(Q * N);
+    std::vector<R> re(N * T), im(N * T), a(QB * N), b(QB * N), tile(QB * T);
+    for (int64_t m = begin; m < end; ++m) {
+      for (int64_t n = 0; n < N; ++n) {
+        const cdouble zn(zp[m * N + n]);
+        powers(zn, 0, 1, T, fine.data());
+        for (int64_t r = 0; r < T; ++r) {
+          re[n * T + r] = static_cast<R>(fine[r].real());
+          im[n * T + r] = static_cast<R>(fine[r].imag());
+        }
+        powers(zn, 0, T, Q, column.data());
+        for (int64_t q = 0; q < Q; ++q) anchors[q * N + n] = column[q];
+      }
+      for (int64_t p = 0; p < P; ++p) {
+        const std::complex<R>* vrow = vp + (p * M + m) * N;
+        R* orow = op + (p * M + m) * L;
+        for (int64_t q0 = 0; q0 < Q; q0 += QB) {
+          for (int64_t qb = 0; qb < QB; ++qb) {
+            for (int64_t n = 0; n < N; ++n) {
+              const cdouble w = (q0 + qb < Q) ? mul(cdouble(vrow[n]), anchors[(q0 + qb) * N + n]) : 0.0;
+              a[qb * N + n] = static_cast<R>(2.0 * w.real());
+              b[qb * N + n] = static_cast<R>(-2.0 * w.imag());
+            }
+          }
+          forward_tile<R>(a.data(), b.data(), re.data(), im.data(), N, tile.data());
+          const int64_t first = q0 * T, count = std::min(QB * T, L - first);
+          std::copy(tile.begin(), tile.begin() + count, orow + first);
+        }
+      }
+    }
+  });
+}
+
+template <typename R>
+void backward_impl(const at::Tensor& v, const at::Tensor& z, const at::Tensor& grad, bool need_v,
+                   bool need_z, at::Tensor& grad_v, at::Tensor& grad_z) {
+  const int64_t P = v.size(0), M = v.size(1), N = v.size(2), L = grad.size(2);
+  const int64_t Q = (L + T - 1) / T;
+  const int64_t block = 2 * Tile<R>::lanes;
+  const int64_t padded = (N + block - 1) / block * block;
+  const auto* vp = reinterpret_cast<const std::complex<R>*>(v.data_ptr());
+  const auto* zp = reinterpret_cast<const std::complex<R>*>(z.data_ptr());
+  const R* gp = grad.data_ptr<R>();
+  auto* gvp = need_v ? reinterpret_cast<std::complex<R>*>(grad_v.data_ptr()) : nullptr;
+  auto* gzp = need_z ? reinterpret_cast<std::complex<R>*>(grad_z.data_ptr()) : nullptr;
+  at::parallel_for(0, M, 1, [&](int64_t begin, int64_t end) {
+    std::vector<cdouble> fine(T), column(Q), anchors(Q * N), sum_g(N), sum_lg(N), total_z(N);
+    std::vector<R> re(T * padded, R(0)), im(T * padded, R(0)), g1(T), g2(T);
+    std::vector<R> s1re(padded), s1im(padded), s2re(padded), s2im(padded);
+    for (int64_t m = begin; m < end; ++m) {
+      for (int64_t n = 0; n < N; ++n) {
+        const cdouble zn(zp[m * N + n]);
+        powers(zn, 0, 1, T, fine.data());
+        for (int64_t r = 0; r < T; ++r) {
+          re[r * padded + n] = static_cast<R>(fine[r].real());
+          im[r * padded + n] = static_cast<R>(fine[r].imag());
+        }
+        powers(zn, 0, T, Q, column.data());
+        for (int64_t q = 0; q < Q; ++q) anchors[q * N + n] = column[q];
+      }
+      std::fill(total_z.begin(), total_z.end(), cdouble(0.0, 0.0));
+      for (int64_t p = 0; p < P; ++p) {
+        const R* grow = gp + (p * M + m) * L;
+        std::fill(sum_g.begin(), sum_g.end(), cdouble(0.0, 0.0));
+        std::fill(sum_lg.begin(), sum_lg.end(), cdouble(0.0, 0.0));
+        for (int64_t q = 0; q < Q; ++q) {
+          const int64_t first = q * T;
+          for (int64_t r = 0; r < T; ++r) {
+            const int64_t l = first + r;
+            g1[r] = l < L ? grow[l] : R(0);
+            g2[r] = l + 1 < L ? static_cast<R>(l + 1) * grow[l + 1] : R(0);
+          }
+          backward_tile<R>(g1.data(), g2.data(), re.data(), im.data(), padded, s1re.data(),
+                           s1im.data(), s2re.data(), s2im.data());
+          for (int64_t n = 0; n < N; ++n) {
+            const cdouble anchor = anchors[q * N + n];
+            sum_g[n] += mul(anchor, cdouble(s1re[n], s1im[n]));
+            sum_lg[n] += mul(anchor, cdouble(s2re[n], s2im[n]));
+          }
+        }
+        const std::complex<R>* vrow = vp + (p * M + m) * N;
+        for (int64_t n = 0; n < N; ++n) {
+          if (need_v) gvp[(p * M + m) * N + n] = std::complex<R>(2.0 * std::conj(sum_g[n]));
+          total_z[n] += mul(cdouble(vrow[n]), sum_lg[n]);
+        }
+      }
+      if (need_z)
+        for (int64_t n = 0; n < N; ++n) gzp[m * N + n] = std::complex<R>(2.0 * std::conj(total_z[n]));
+    }
+  });
+}
+
+at::Tensor vandermonde_forward(const at::Tensor& v, const at::Tensor& z, int64_t L) {
+  check_inputs(v, z);
+  TORCH_CHECK(L >= 1, "vandermonde (native): L must be >= 1, got ", L);
+  const bool single = z.scalar_type() == at::kComplexFloat;
+  at::Tensor out = at::empty({v.size(0), v.size(1), L}, v.options().dtype(single ? at::kFloat : at::kDouble));
+  if (single)
+    forward_impl<float>(v, z, L, out);
+  else
+    forward_impl<double>(v, z, L, out);
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> vandermonde_backward(const at::Tensor& v, const at::Tensor& z,
+                                                        const at::Tensor& grad, bool need_v,
+                                                        bool need_z) {
+  check_inputs(v, z);
+  const bool single = z.scalar_type() == at::kComplexFloat;
+  TORCH_CHECK(grad.dim() == 3 && grad.size(0) == v.size(0) && grad.size(1) == v.size(1) &&
+                  grad.is_contiguous() && grad.scalar_type() == (single ? at::kFloat : at::kDouble),
+              "vandermonde (native): contiguous real grad of shape (P, M, L) expected, got ", grad.sizes());
+  at::Tensor grad_v = need_v ? at::empty(v.sizes(), v.options()) : at::Tensor();
+  at::Tensor grad_z = need_z ? at::empty(z.sizes(), z.options()) : at::Tensor();
+  if (single)
+    backward_impl<float>(v, z, grad, need_v, need_z, grad_v, grad_z);
+  else
+    backward_impl<double>(v, z, grad, need_v, need_z, grad_v, grad_z);
+  return {grad_v, grad_z};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(seqlayers, m) {
+  m.def("vandermonde_forward(Tensor v, Tensor z, int L) -> Tensor");
+  m.def(
+      "vandermonde_backward(Tensor v, Tensor z, Tensor grad, bool need_v, bool need_z)"
+      " -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(seqlayers, CPU, m) {
+  m.impl("vandermonde_forward", &vandermonde_forward);
+  m.impl("vandermonde_backward", &vandermonde_backward);
+}
+
+}  // namespace seqlayers
