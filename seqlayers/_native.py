@@ -1,8 +1,9 @@
-"""Lazy loader of the native (C++, CPU) extension built from the repository's ``csrc/``.
+"""Lazy loader of the native (C++ and CUDA) extension built from the repository's ``csrc/``.
 
 The extension is optional: nothing here runs at ``import seqlayers``, and ``pip install`` never
-compiles. It is built with ``torch.utils.cpp_extension.load`` (which needs ``ninja`` and a C++
-compiler) the first time a build is allowed, and cached on disk under
+compiles unless asked to. It is built with ``torch.utils.cpp_extension.load`` (which needs
+``ninja`` and a C++ compiler; with a visible GPU and the CUDA toolkit, ``csrc/cuda/*.cu`` are
+compiled into it too) the first time a build is allowed, and cached on disk under
 ``$TORCH_EXTENSIONS_DIR`` (default: torch's extension cache) in a folder named after a hash of
 the sources, the torch and Python versions and the flags, so a changed source is rebuilt and
 an unchanged one is loaded without compiling, by any later process. One build per process:
@@ -11,7 +12,8 @@ compiler's last lines and the fix) and leaves the native backends unavailable; i
 
 When a build is allowed:
 
-* ``python -m seqlayers._native build``: build now (about 10 s), e.g. after installing;
+* ``SEQLAYERS_BUILD_NATIVE=1 pip install .`` (or ``-e .``): at install time (see setup.py);
+* ``python -m seqlayers._native build``: build now (about 10 s on the CPU), e.g. after installing;
 * asking for a native backend by name, e.g. ``linear_scan(a, b, backend="native")``;
 * ``SEQLAYERS_NATIVE=1``: ``backend="auto"`` may build on first use.
 
@@ -19,9 +21,8 @@ Otherwise ``"auto"`` uses the extension only if it is already built (in this pro
 cache), so that a training run never stops to compile without consent. ``SEQLAYERS_NATIVE=0``
 disables the extension entirely.
 
-The sources are found at ``<package>/../csrc``: present in a source checkout and an editable
-install (``pip install -e .``); a wheel does not ship them, and the native backends then report
-"native sources not installed".
+The sources are found at ``<package>/_csrc`` (a wheel carries them there) or ``<package>/../csrc``
+(a source checkout or an editable install).
 
     python -m seqlayers._native build    # build (or load the cached build) and report
     python -m seqlayers._native status   # report without building
@@ -42,7 +43,10 @@ import torch
 
 ENV_VAR = "SEQLAYERS_NATIVE"
 EXTRA_CFLAGS = ["-O3", "-ffp-contract=fast"]
-SOURCE_DIR = Path(__file__).resolve().parent.parent / "csrc"
+EXTRA_CUDA_CFLAGS = ["-O3"]
+PACKAGE_DIR = Path(__file__).resolve().parent
+# a wheel carries the sources as seqlayers/_csrc (see setup.py); a checkout has them at ../csrc
+SOURCE_DIR = PACKAGE_DIR / "_csrc" if (PACKAGE_DIR / "_csrc").is_dir() else PACKAGE_DIR.parent / "csrc"
 ERROR_LINES = 15  # lines of compiler output quoted in the warning
 INSTALL_HINT = "pip install ninja (or pip install -e '.[native]')"
 DISABLED = f"disabled by {ENV_VAR}=0"
@@ -68,22 +72,37 @@ class NativeLibrary:
         >>> ok, reason = lib.load(build=False)  # loads a cached build, never compiles
     """
 
-    def __init__(self, source_dir: Path = SOURCE_DIR) -> None:
+    def __init__(self, source_dir: Path = SOURCE_DIR, with_cuda: bool | None = None) -> None:
         self.source_dir = Path(source_dir)
+        self._with_cuda = with_cuda
         self._result: tuple[bool, str] | None = None
         self._lock = threading.Lock()
 
+    @functools.cached_property
+    def with_cuda(self) -> bool:
+        """Whether the build includes ``cuda/*.cu``: a GPU is visible and the CUDA toolkit found."""
+        if self._with_cuda is not None:
+            return self._with_cuda
+        from torch.utils.cpp_extension import CUDA_HOME
+
+        return torch.cuda.is_available() and CUDA_HOME is not None
+
     def sources(self) -> list[Path]:
-        """The C++ sources, sorted; empty if the folder is missing."""
-        return sorted(self.source_dir.glob("*.cpp")) if self.source_dir.is_dir() else []
+        """The C++ sources (and the CUDA ones when :attr:`with_cuda`), sorted; empty if none."""
+        if not self.source_dir.is_dir():
+            return []
+        cuda = sorted((self.source_dir / "cuda").glob("*.cu")) if self.with_cuda else []
+        return sorted(self.source_dir.glob("*.cpp")) + cuda
 
     @functools.cached_property
     def name(self) -> str:
         """Extension name: ``seqlayers_native_<hash of sources, versions and flags>``."""
         digest = hashlib.sha256()
         for path in self.sources():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        key = (torch.__version__, sys.version_info[:2], getattr(sys, "abiflags", ""), EXTRA_CFLAGS)
+            digest.update(path.relative_to(self.source_dir).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+        key = (torch.__version__, sys.version_info[:2], getattr(sys, "abiflags", ""), EXTRA_CFLAGS,
+               EXTRA_CUDA_CFLAGS if self.with_cuda else None)
         digest.update(repr(key).encode())
         return f"seqlayers_native_{digest.hexdigest()[:12]}"
 
@@ -137,12 +156,18 @@ class NativeLibrary:
             self._result = self._build_and_load()
             return self._result
 
+    def has_kernel(self, op: str, device_type: str) -> bool:
+        """Whether the loaded extension registered ``seqlayers::<op>`` for ``device_type`` ("CPU", "CUDA")."""
+        if self._result is None or not self._result[0]:
+            return False
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"seqlayers::{op}", device_type)
+
     def _has_sources(self) -> tuple[bool, str]:
         if self.sources():
             return True, ""
         return False, (
-            f"native sources not installed (no *.cpp in {self.source_dir}; "
-            "editable/source installs only)"
+            f"native sources not installed (no *.cpp in {self.source_dir}); "
+            "reinstall seqlayers from a source checkout or a wheel built by its setup.py"
         )
 
     def _buildable(self) -> tuple[bool, str]:
@@ -173,6 +198,7 @@ class NativeLibrary:
                 self.name,
                 [str(path) for path in self.sources()],
                 extra_cflags=EXTRA_CFLAGS,
+                extra_cuda_cflags=EXTRA_CUDA_CFLAGS,
                 build_directory=str(self.build_directory()),
                 is_python_module=False,
                 verbose=False,
@@ -232,11 +258,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m seqlayers._native", description=__doc__.splitlines()[0]
     )
     parser.add_argument("command", choices=["build", "status"])
+    parser.add_argument("--source-dir", type=Path, default=SOURCE_DIR, help="folder of the sources")
     args = parser.parse_args(argv)
-    ok, reason = LIBRARY.load(build=True) if args.command == "build" else LIBRARY.status()
-    state = "built" if ok and LIBRARY.is_built() else ("buildable" if ok else "unavailable")
+    lib = LIBRARY if args.source_dir == SOURCE_DIR else NativeLibrary(args.source_dir)
+    ok, reason = lib.load(build=True) if args.command == "build" else lib.status()
+    state = "built" if ok and lib.is_built() else ("buildable" if ok else "unavailable")
     sys.stdout.write(f"native extension: {state}{': ' + reason if reason else ''}\n")
-    sys.stdout.write(f"  sources: {LIBRARY.source_dir}\n  build:   {LIBRARY.build_directory()}\n")
+    sys.stdout.write(f"  sources: {lib.source_dir} ({'CPU and CUDA' if lib.with_cuda else 'CPU'})\n")
+    sys.stdout.write(f"  build:   {lib.build_directory()}\n")
     return 0 if ok else 1
 
 

@@ -1,4 +1,4 @@
-"""Native (C++, CPU) backend of ``vandermonde``: one pass over the output, forward and backward.
+"""Native (C++ and CUDA) backend of ``vandermonde``: one pass over the output, forward and backward.
 
 The kernels live in ``csrc/vandermonde.cpp`` and are built by :mod:`seqlayers._native`. Positions
 are split as ``l = q*T + r`` (``T = 128``); per row the kernels keep the fine powers ``z^r`` and the
@@ -10,6 +10,12 @@ instead of saving anything but ``v`` and ``z``.
 
 Differentiable once; the ``"torch"`` backend also supports double backward. ``z`` may contain
 zeros (``0^0 = 1``).
+
+On CUDA (``csrc/cuda/vandermonde.cu``, compiled into the extension when it is built on a machine
+with a GPU and the CUDA toolkit) each thread walks 16 positions strided by the block size from a
+double-precision anchor ``exp(l log z)``; the backward reduces per-block partial sums in double.
+``"auto"`` does not pick the CUDA kernel until it has been measured on a GPU: ask for
+``backend="native"``.
 """
 
 from __future__ import annotations
@@ -27,13 +33,30 @@ def is_available() -> tuple[bool, str]:
     return _native.LIBRARY.status()
 
 
+def _check_cuda(z: Tensor, *, auto: bool) -> tuple[bool, str]:
+    if z.dtype not in SUPPORTED_DTYPES:
+        return False, f"dtype {z.dtype} is not one of {[str(d) for d in SUPPORTED_DTYPES]}"
+    if auto:
+        return False, ("the CUDA kernel is used only when asked for (backend='native') until it has "
+                       "been measured against 'torch' on a GPU")
+    ok, reason = _native.LIBRARY.load(build=True)
+    if ok and not _native.LIBRARY.has_kernel("vandermonde_forward", "CUDA"):
+        return False, ("the native extension was built without CUDA (no GPU or no CUDA toolkit "
+                       "when it was built); rebuild it on a machine with both")
+    return ok, reason
+
+
 def supports(v: Tensor, z: Tensor, L: int) -> tuple[bool, str]:
-    """CPU complex tensors; builds the extension on first use if needed."""
+    """CPU complex tensors (or CUDA with a CUDA build); builds the extension on first use if needed."""
+    if z.device.type == "cuda":
+        return _check_cuda(z, auto=False)
     return _native.check_cpu_call(z, SUPPORTED_DTYPES, auto=False)
 
 
 def auto_supports(v: Tensor, z: Tensor, L: int) -> tuple[bool, str]:
-    """The check ``"auto"`` uses: as :func:`supports`, but builds only if ``SEQLAYERS_NATIVE=1``."""
+    """The check ``"auto"`` uses: CPU only, and builds only if ``SEQLAYERS_NATIVE=1``."""
+    if z.device.type == "cuda":
+        return _check_cuda(z, auto=True)
     return _native.check_cpu_call(z, SUPPORTED_DTYPES, auto=True)
 
 
@@ -62,7 +85,8 @@ def native_vandermonde(v: Tensor, z: Tensor, L: int) -> Tensor:
     """``K[..., l] = 2 Re(sum_n v_n z_n^l)`` by the C++ kernels; differentiable (once) in v and z.
 
     Args:
-        v: complex ``(..., M..., N)`` on the CPU whose trailing dims equal ``z.shape``.
+        v: complex ``(..., M..., N)`` on the CPU (or CUDA, see above) whose trailing dims equal
+            ``z.shape``.
         z: complex ``(M..., N)``, same dtype.
         L: output length, ``>= 1``.
 
