@@ -8,7 +8,12 @@ from typing import TextIO
 
 import torch
 
-from .ops.dispatch import ENV_VARS, registered_backends
+from .ops import policy
+from .ops.dispatch import _POLICIES, ENV_VARS, explain, registered_backends
+
+POLICY_LENGTHS = (1024, 4096, 16384, 65536)
+POLICY_DTYPES = (torch.float32, torch.bfloat16)
+POLICY_BATCH, POLICY_FEATURES = 16, 768  # the benchmark's B and H, as broadcast views
 
 
 def _module_version(name: str) -> str:
@@ -41,11 +46,73 @@ def info_lines() -> list[str]:
             status = "available" if ok else f"unavailable: {reason}"
             auto = "" if backend.auto else " [explicit only]"
             lines.append(f"  {backend.name:10s} {status}{auto}")
+    return lines + policy_lines()
+
+
+def _policy_devices() -> list[torch.device]:
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available():
+        devices.append(torch.device("cuda", torch.cuda.current_device()))
+    return devices
+
+
+def _views(device: torch.device, dtype: torch.dtype, L: int) -> tuple:
+    """``long_conv`` arguments of shape (16, 768, L) and (768, L) that allocate one row each."""
+    u = torch.zeros(1, 1, L, dtype=dtype, device=device).expand(POLICY_BATCH, POLICY_FEATURES, L)
+    k = torch.zeros(1, L, device=device).expand(POLICY_FEATURES, L)
+    return u, k, None
+
+
+def _policy_state() -> list[str]:
+    table = _POLICIES["long_conv"].table
+    table_text = f"{table.path} ({len(table.entries)} entries)" if table is not None else "none"
+    if policy.autotune_enabled():
+        cache = policy.timing_cache()
+        state = (f"on: timing cache {cache.path} ({len(cache.decisions())} decisions for "
+                 f"{policy.versions()})")
+    else:
+        state = (f"off (${policy.AUTOTUNE_ENV}=1 or seqlayers.ops.set_autotune(True) turns it on; "
+                 f"its cache would be {policy.cache_path()})")
+    return [f'"auto" policy for long_conv: autotune {state}', f"  shipped table: {table_text}"]
+
+
+def policy_lines() -> list[str]:
+    """What ``long_conv(backend="auto")`` picks for typical shapes and why the others are skipped.
+
+    Shapes: B=16, H=768 (broadcast views of one row, so nothing big is allocated), L = 1K, 4K,
+    16K, 64K, float32 and bfloat16, on the CPU and the current CUDA device. Never times a backend
+    or builds native code: decisions come from the timing cache, the shipped table or priority.
+    """
+    try:
+        lines = _policy_state()
+    except Exception as exc:  # info() reports, never raises
+        lines = [f'"auto" policy for long_conv: error: {type(exc).__name__}: {exc}']
+    lines.append(f"  decisions for B={POLICY_BATCH}, H={POLICY_FEATURES}, Lk = L (nothing timed):")
+    reasons: dict[str, int] = {}
+    for device in _policy_devices():
+        for dtype in POLICY_DTYPES:
+            for L in POLICY_LENGTHS:
+                lines.append("    " + _decision_line(device, dtype, L, reasons))
+    lines += [f"    [{i}] {reason}" for reason, i in reasons.items()]
     return lines
 
 
+def _decision_line(device: torch.device, dtype: torch.dtype, L: int, reasons: dict[str, int]) -> str:
+    where = f"{policy.device_name(device)} {policy.dtype_name(dtype):8s} L={L:<6d}"
+    try:
+        decision = explain("long_conv", *_views(device, dtype, L))
+    except Exception as exc:  # info() reports, never raises
+        return f"{where} error: {type(exc).__name__}: {exc}"
+    skipped = ", ".join(f"{name} [{reasons.setdefault(reason, len(reasons) + 1)}]"
+                        for name, reason in decision.skipped.items())
+    note = f"; {decision.note}" if decision.note else ""
+    return (f"{where} -> {decision.backend} ({decision.source}{note})"
+            + (f"; skipped: {skipped}" if skipped else ""))
+
+
 def info(file: TextIO | None = None) -> None:
-    """Print versions, devices and every backend with its availability (and why not).
+    """Print versions, devices, every backend with its availability (and why not), and what
+    ``"auto"`` picks for ``long_conv`` at typical shapes (autotune state and cache path too).
 
     Example:
         >>> import seqlayers

@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("TRITON_F32_DEFAULT", "ieee")
+os.environ["SEQLAYERS_AUTOTUNE"] = "0"  # the suite never times backends into the user's cache
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

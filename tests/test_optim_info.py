@@ -28,7 +28,9 @@ def test_param_groups_no_decay_1d_and_partial_hints():
     assert sum(len(g["params"]) for g in param_groups(model, 0.1, 0.5)) == 1
 
 
-def test_info_reports_backends():
+def test_info_reports_backends(monkeypatch, tmp_path):
+    monkeypatch.delenv("SEQLAYERS_AUTOTUNE", raising=False)
+    monkeypatch.setenv("SEQLAYERS_CACHE_DIR", str(tmp_path))
     buf = io.StringIO()
     seqlayers.info(file=buf)
     text = buf.getvalue()
@@ -36,10 +38,15 @@ def test_info_reports_backends():
     for op in ("long_conv", "vandermonde"):
         assert f"{op} backends" in text
     assert "torch      available" in text
+    assert '"auto" policy for long_conv: autotune off' in text and str(tmp_path / "autotune.json") in text
+    for dtype in ("float32 ", "bfloat16"):
+        for L in (1024, 4096, 16384, 65536):
+            assert f"cpu {dtype} L={L:<6d} -> torch (priority)" in text
+    assert not list(tmp_path.iterdir())  # info() never times, so never writes the cache
 
 
 def test_public_api():
     for name in ("S4D", "SequenceModel", "ops", "kernels", "init", "info", "__version__"):
         assert hasattr(seqlayers, name), name
-    for name in ("long_conv", "vandermonde", "available_backends", "use_backend"):
+    for name in ("long_conv", "vandermonde", "available_backends", "use_backend", "set_autotune"):
         assert hasattr(seqlayers.ops, name), name

@@ -10,11 +10,16 @@ RMS error of the forward output against "torch". The table is saved as CSV and M
 
     python benchmarks/speed/conv.py                     # B=16, H=768, L=1K..64K, fp32 and bf16
     TRITON_INTERPRET=1 python benchmarks/speed/conv.py --quick    # tiny sizes, runs on a CPU
+
+``--write-policy seqlayers/ops/conv/policy.json`` also writes the fastest backend per (dtype, L
+bucket, B*H bucket) measured here into the table that ``backend="auto"`` ships with (see
+``seqlayers.ops.policy``), replacing this device's entries.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import platform
 import re
@@ -29,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from seqlayers.ops import long_conv  # noqa: E402
+from seqlayers.ops import long_conv, policy  # noqa: E402
 from seqlayers.ops.dispatch import (  # noqa: E402
     BackendUnavailableError,
     registered_backends,
@@ -173,6 +178,32 @@ def markdown(rows: list[dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_policy(raw: list[dict], device: torch.device, path: Path) -> None:
+    """Write the fastest backend that ``"auto"`` may pick per (dtype, L bucket, B*H bucket) into
+    the shipped table at ``path``, replacing the entries of this device's name.
+
+    Fastest by forward+backward time where measured (training), else by forward time; where
+    several shapes share a bucket, by the summed time over the shapes every compared backend ran.
+    """
+    auto = {b.name for b in registered_backends("long_conv") if b.auto}
+    times = collections.defaultdict(lambda: collections.defaultdict(list))
+    for r in raw:
+        if isinstance(r["ms"], float) and r["backend"] in auto:
+            key = (policy.dtype_name(DTYPES[r["dtype"]]), policy.bucket(r["L"]),
+                   policy.bucket(r["B"] * r["H"]))
+            times[key, r["mode"]][r["backend"]].append(r["ms"])
+    decisions = {}
+    for (key, mode), by_backend in times.items():
+        if mode == "fwd" and (key, "fwd+bwd") in times:
+            continue
+        most = max(len(v) for v in by_backend.values())
+        totals = {name: sum(v) for name, v in by_backend.items() if len(v) == most}
+        decisions[key] = min(totals, key=totals.get)
+    pattern = policy.device_name(device)
+    policy.write_table(path, "long_conv", pattern, policy.table_entries(pattern, decisions))
+    print(f"wrote {len(decisions)} 'auto' decisions for {pattern!r} to {path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,6 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--write-policy", type=Path, default=None, metavar="PATH",
+                        help="also write the fastest backend per bucket into this shipped table "
+                             "(seqlayers/ops/conv/policy.json)")
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.heads, args.lengths = [2], [4], [64, 256]
@@ -223,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     title = f"long_conv speed on {name} (torch {torch.__version__})"
     stem.with_suffix(".md").write_text(markdown(rows, title))
     print(f"saved {stem}.csv and {stem}.md")
+    if args.write_policy is not None:
+        write_policy(raw, device, args.write_policy)
 
 
 if __name__ == "__main__":

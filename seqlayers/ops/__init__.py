@@ -6,10 +6,14 @@
 
 Backends are listed by :func:`available_backends` and chosen per call (``backend=``), per block
 (:func:`use_backend`) or per process (environment variables); see :mod:`seqlayers.ops.dispatch`.
+``"auto"`` follows a measured policy (:mod:`seqlayers.ops.policy`): an opt-in one-time timing
+per device, dtype and size bucket (:func:`set_autotune`, ``SEQLAYERS_AUTOTUNE=1``), else a table
+shipped with the package, else a static priority order.
 """
 
 from .conv import long_conv
 from .dispatch import BackendUnavailableError, available_backends, unavailable_backends, use_backend
+from .policy import autotune_enabled, set_autotune
 from .scan import linear_scan
 from .vandermonde import vandermonde
 
@@ -20,5 +24,7 @@ __all__ = [
     "available_backends",
     "unavailable_backends",
     "use_backend",
+    "set_autotune",
+    "autotune_enabled",
     "BackendUnavailableError",
 ]

@@ -17,11 +17,17 @@ Resolution of the name a caller passes, highest precedence first:
 2. the innermost :func:`use_backend` context;
 3. the environment variable of the op (``SEQLAYERS_CONV_BACKEND`` for ``long_conv``,
    ``SEQLAYERS_SCAN_BACKEND``, ``SEQLAYERS_VANDERMONDE_BACKEND``);
-4. ``"auto"``: the available backend of highest priority that supports the call; every backend
-   skipped is logged once with its reason.
+4. ``"auto"``: for an op with a measured policy (:func:`set_policy`; ``long_conv``), the
+   decision of :mod:`seqlayers.ops.policy` for the call's (device, dtype, L bucket, width
+   bucket): the one-time timing cache when autotuning is on (opt-in, ``SEQLAYERS_AUTOTUNE=1``
+   or :func:`seqlayers.ops.set_autotune`), else the table shipped with the package. Without a
+   decision, or when the decided backend cannot serve this call, the available backend of
+   highest priority that supports the call; every backend skipped is logged once with its
+   reason.
 
 Asking explicitly for a backend that cannot run raises :class:`BackendUnavailableError` naming
-the reason and the backends that can.
+the reason and the backends that can. :func:`explain` tells what ``"auto"`` would pick for a
+call and why, without timing anything (``seqlayers.info()`` shows it for typical shapes).
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from . import policy
+from .policy import PolicyKey, ShippedTable
 
 logger = logging.getLogger("seqlayers.ops")
 
@@ -225,16 +235,182 @@ def select(op: str, name: str, *args) -> Backend:
                 f"Available backends: {available_backends(op)}"
             )
         return backend
-    for backend in registered_backends(op):
-        if not backend.auto:
-            continue
-        ok, reason = backend.is_available()
-        if ok:
-            ok, reason = (backend.auto_supports or backend.supports)(*args)
+    return _select_auto(op, args)
+
+
+def _auto_check(backend: Backend | None, args: tuple) -> tuple[bool, str]:
+    """Whether ``"auto"`` may give this call to ``backend``, and why not."""
+    if backend is None:
+        return False, "not a registered backend"
+    if not backend.auto:
+        return False, "explicit only: 'auto' never picks it"
+    ok, reason = backend.is_available()
+    if ok:
+        ok, reason = (backend.auto_supports or backend.supports)(*args)
+    return ok, reason
+
+
+def _select_auto(op: str, args: tuple) -> Backend:
+    """The backend of ``"auto"``: the policy's decision if it can run the call, else by priority."""
+    name, source, key = _policy_pick(op, args, measure=True)
+    if name is not None:
+        backend = _REGISTRY[op].get(name)
+        ok, reason = _auto_check(backend, args)
         if ok:
             return backend
-        _log_once(op, backend.name, reason)
+        _log_once(op, name, f"{reason} (picked by the {source} for {key}; using priority order)")
+    for backend in registered_backends(op):
+        ok, reason = _auto_check(backend, args)
+        if ok:
+            return backend
+        if backend.auto:
+            _log_once(op, backend.name, reason)
     raise BackendUnavailableError(f"no backend of {op} can run this call")
+
+
+# ----------------------------------------------------------------------------------------------
+# measured policy of "auto" (see seqlayers.ops.policy)
+
+Shape = Callable[..., "tuple[Any, Any, int, int]"]
+
+
+@dataclass
+class OpPolicy:
+    """How ``"auto"`` keys the decisions of one op.
+
+    Attributes:
+        shape: ``(*args) -> (device, dtype, length, width)`` of a call, e.g. for ``long_conv``
+            ``(u.device, u.dtype, L, B * H)``.
+        table: the shipped table of the op, or None.
+    """
+
+    shape: Shape
+    table: ShippedTable | None = None
+
+    def key(self, op: str, args: tuple) -> PolicyKey:
+        return PolicyKey.of(op, *self.shape(*args))
+
+
+_POLICIES: dict[str, OpPolicy] = {}
+_MEASURE_LOCK = threading.Lock()
+
+
+def set_policy(op: str, shape: Shape, table: Path | str | None = None) -> OpPolicy:
+    """Let ``"auto"`` choose among the backends of ``op`` by measurement (timing cache, table).
+
+    Args:
+        op: the op, e.g. ``"long_conv"``.
+        shape: ``(*args) -> (device, dtype, length, width)``: what a call's decision is keyed by
+            (length and width are bucketed to powers of two).
+        table: path of the op's shipped JSON table (see :class:`ShippedTable`); a missing file
+            means no entries.
+
+    Example:
+        >>> set_policy("long_conv", lambda u, k, D: (u.device, u.dtype, u.shape[-1],
+        ...                                          u.shape[0] * u.shape[1]))  # doctest: +SKIP
+    """
+    _check_op(op)
+    _POLICIES[op] = OpPolicy(shape, ShippedTable(Path(table)) if table is not None else None)
+    return _POLICIES[op]
+
+
+def _policy_pick(op: str, args: tuple, measure: bool) -> tuple[str | None, str, PolicyKey | None]:
+    """``(backend name or None, source, key)`` from the timing cache (autotune on, timing the
+    call if ``measure`` and it has no decision) or from the shipped table (autotune off)."""
+    op_policy = _POLICIES.get(op)
+    if op_policy is None:
+        return None, "", None
+    if policy.autotune_enabled():
+        key = op_policy.key(op, args)
+        cache = policy.timing_cache()
+        name = cache.lookup(key)
+        if name is None and measure:
+            name = _measure(op, key, args, cache)
+        return name, "timing cache", key
+    if op_policy.table is None or not op_policy.table.entries:
+        return None, "", None
+    key = op_policy.key(op, args)
+    return op_policy.table.lookup(key), "shipped table", key
+
+
+def _measure(op: str, key: PolicyKey, args: tuple, cache: policy.TimingCache) -> str | None:
+    """Time every backend ``"auto"`` may give this call, record and return the fastest; None
+    when fewer than two can run it or timing is not possible now (compiling, graph capture)."""
+    device = policy.device_of(args)
+    if not policy.can_measure(device):
+        return None
+    with _MEASURE_LOCK:
+        name = cache.lookup(key)
+        if name is not None:
+            return name
+        candidates = [b for b in registered_backends(op) if _auto_check(b, args)[0]]
+        if len(candidates) < 2:
+            return None
+        times = _time_candidates(op, candidates, args, device)
+        if not times:
+            return None
+        winner = min(times, key=times.get)
+        cache.record(key, winner, times, policy.shape_of(args))
+    timings = ", ".join(f"{n} {t:.3f} ms" for n, t in sorted(times.items(), key=lambda item: item[1]))
+    logger.info("%s: 'auto' timed %s for %s -> %r (saved in %s)", op, timings, key, winner, cache.path)
+    return winner
+
+
+def _time_candidates(op: str, candidates: list[Backend], args: tuple, device) -> dict[str, float]:
+    """``{name: median ms}`` of the candidates that ran; a failure is logged once and skipped."""
+    times = {}
+    for backend in candidates:
+        try:
+            times[backend.name] = policy.time_call(backend.fn, args, device)
+        except Exception as exc:  # a failing backend loses the timing, it must not fail the call
+            _log_once(op, backend.name, f"failed while timing: {type(exc).__name__}: {exc}")
+    return times
+
+
+@dataclass
+class Decision:
+    """What ``"auto"`` picks for a call and why (from :func:`explain`).
+
+    Attributes:
+        backend: the backend name, or None if none can run the call.
+        source: ``"timing cache"``, ``"shipped table"`` or ``"priority"``.
+        skipped: ``{name: reason}`` of the backends ``"auto"`` cannot give this call.
+        key: the policy key of the call (None for an op without a policy).
+        note: why a policy decision was not used, or that the first call will time the candidates.
+    """
+
+    backend: str | None
+    source: str
+    skipped: dict[str, str]
+    key: PolicyKey | None = None
+    note: str = ""
+
+
+def explain(op: str, *args) -> Decision:
+    """What ``backend="auto"`` picks for ``op(*args)`` now, and why; never times anything.
+
+    Ignores :func:`use_backend` and the environment variables (they replace ``"auto"``).
+
+    Example:
+        >>> d = explain("long_conv", torch.randn(1, 2, 1024), torch.randn(2, 1024), None)
+        >>> d.backend, d.source
+        ('torch', 'priority')
+    """
+    checks = {b.name: _auto_check(b, args) for b in registered_backends(op)}
+    skipped = {name: reason for name, (ok, reason) in checks.items() if not ok}
+    usable = [name for name, (ok, _) in checks.items() if ok]
+    name, source, key = _policy_pick(op, args, measure=False)
+    if key is None and op in _POLICIES:
+        key = _POLICIES[op].key(op, args)
+    if name is not None and name in usable:
+        return Decision(name, source, skipped, key)
+    note = ""
+    if name is not None:
+        reason = _auto_check(_REGISTRY[op].get(name), args)[1]
+        note = f"the {source} picks {name!r}, which cannot run it: {reason}"
+    elif source == "timing cache" and len(usable) > 1:
+        note = f"not timed yet: the first call times {', '.join(usable)}"
+    return Decision(usable[0] if usable else None, "priority", skipped, key, note)
 
 
 def register_lazy(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import Tensor
 
-from ..dispatch import Backend, register, register_lazy, select
+from ..dispatch import Backend, register, register_lazy, select, set_policy
 from .naive import naive_long_conv
 from .torch_fft import fft_long_conv, next_fast_len
 
-__all__ = ["long_conv", "naive_long_conv", "fft_long_conv", "next_fast_len", "check_long_conv_args"]
+__all__ = [
+    "long_conv", "naive_long_conv", "fft_long_conv", "next_fast_len", "check_long_conv_args",
+    "monarch_long_conv", "dft_blocks",
+]
 
 
 def _is_real_float(t: Tensor) -> bool:
@@ -52,6 +57,8 @@ def long_conv(u: Tensor, k: Tensor, D: Tensor | None = None, *, backend: str = "
         D: ``(H,)`` skip term, or None.
         backend: ``"auto"`` (default) or a name from
             :func:`seqlayers.ops.available_backends`; see :mod:`seqlayers.ops.dispatch`.
+            ``"auto"`` uses the measured policy of :mod:`seqlayers.ops.policy` (opt-in timing
+            cache, shipped table), then the priority order ``butterfly`` > ``fft`` > ``torch``.
 
     Returns:
         ``(B, H, L)`` in ``u``'s dtype; accumulated in float32 (float64 for float64 input).
@@ -105,3 +112,13 @@ register_lazy(
     "(tl.dot, Monarch N = N1 x N2 up to 64 x 64), for L + Lk - 1 <= 4096; CUDA (CPU only via "
     "TRITON_INTERPRET=1)",
 )
+
+
+def _policy_shape(u: Tensor, k: Tensor, D: Tensor | None) -> tuple:
+    """What the measured policy of ``"auto"`` keys a call by: device, dtype, L and width B * H."""
+    return u.device, u.dtype, u.shape[-1], u.shape[0] * u.shape[1]
+
+
+set_policy("long_conv", _policy_shape, table=Path(__file__).with_name("policy.json"))
+
+from .monarch import dft_blocks, monarch_long_conv  # noqa: E402  (needs check_long_conv_args above)
