@@ -3,6 +3,7 @@
 ``LAYERS`` maps the names :class:`seqlayers.SequenceModel` accepts to the layer classes.
 """
 
+from .butterfly import LearnedButterfly
 from .conv_layer import ConvLayer, TiedDropout, conv_layer
 from .longconv import LongConv
 from .s4d import S4D
@@ -11,4 +12,6 @@ from .sgconv import SGConv
 
 LAYERS = {"s4d": S4D, "s5": S5, "sgconv": SGConv, "longconv": LongConv}
 
-__all__ = ["ConvLayer", "TiedDropout", "conv_layer", "S4D", "S5", "SGConv", "LongConv", "LAYERS"]
+__all__ = [
+    "ConvLayer", "TiedDropout", "conv_layer", "LearnedButterfly", "S4D", "S5", "SGConv", "LongConv", "LAYERS"
+]

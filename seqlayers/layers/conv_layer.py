@@ -66,6 +66,10 @@ class ConvLayer(nn.Module):
         transposed: inputs and outputs are ``(B, H, L)`` instead of ``(B, L, H)``.
         skip: learn the skip term ``D`` of shape ``(C, H)``.
         backend: ``long_conv`` backend for this layer (``"auto"`` by default).
+        conv: a module computing the convolution instead of :func:`seqlayers.ops.long_conv`, with
+            its signature ``conv(u (B, H, L), k (H, Lk), D (H,) or None) -> (B, H, L)``, e.g.
+            :class:`~seqlayers.layers.LearnedButterfly`; None (default) for ``long_conv``. It
+            conflicts with a ``backend`` other than ``"auto"`` (ValueError).
 
     Example:
         >>> layer = ConvLayer(seqlayers.kernels.S4DKernel(d_model=16))
@@ -84,6 +88,7 @@ class ConvLayer(nn.Module):
         transposed: bool = False,
         skip: bool = True,
         backend: str = "auto",
+        conv: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(generator, KernelGenerator):
@@ -95,12 +100,18 @@ class ConvLayer(nn.Module):
                 f"a bidirectional layer needs a generator with an even number of channels "
                 f"(causal + anti-causal halves), got channels={generator.channels}"
             )
+        if conv is not None and backend != "auto":
+            raise ValueError(
+                f"backend={backend!r} conflicts with conv={type(conv).__name__}: the convolution is "
+                f"computed by that module, not by a long_conv backend; leave backend at 'auto'"
+            )
         self.d_model = H = generator.d_model
         self.kernel = generator
         self.bidirectional = bidirectional
         self.channels = C = generator.channels // (2 if bidirectional else 1)
         self.transposed = transposed
         self.backend = backend
+        self.conv = conv
         self.D = nn.Parameter(torch.randn(C, H)) if skip else None
         self.activation = ACTIVATIONS[activation]()
         self.dropout = TiedDropout(dropout)
@@ -156,9 +167,12 @@ class ConvLayer(nn.Module):
             if D is not None:
                 D = torch.cat([D, torch.zeros_like(D)])
         n_conv = k.shape[0]
-        y = long_conv(
-            u_in.reshape(B, n_conv * H, L), k.reshape(n_conv * H, L), D, backend=self.backend
-        ).view(B, n_conv, H, L)
+        u_in, k = u_in.reshape(B, n_conv * H, L), k.reshape(n_conv * H, L)
+        if self.conv is None:
+            y = long_conv(u_in, k, D, backend=self.backend)
+        else:
+            y = self.conv(u_in, k, D)
+        y = y.view(B, n_conv, H, L)
         if self.bidirectional:
             y = y[:, :C] + y[:, C:].flip(-1)
         return y

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..kernels.longconv import LongConvKernel
+from .butterfly import LearnedButterfly
 from .conv_layer import ConvLayer
 
 
@@ -25,6 +26,13 @@ class LongConv(ConvLayer):
         kernel_dropout: dropout probability of kernel taps in training (0 by default).
         lr: learning-rate hint for the kernel (weight decay 0); None for no hint.
         channels: output channels per feature, 1 by default.
+        learned_butterfly: convolve through a :class:`LearnedButterfly` (FFT blocks trainable,
+            initialized to the exact DFT, shared by all features and channels of the layer, with
+            the ``lr`` hint) instead of :func:`seqlayers.ops.long_conv`; False by default. At
+            initialization the layer's output is the same; it adds ``4 * (N1**2 + N2**2)``
+            parameters, ``N1 * N2`` the power of two ``>= 2 * l_max - 1`` (20,480 for
+            ``l_max = 1024``). The PyTorch reference path: it conflicts with ``backend``
+            (ValueError unless ``"auto"``).
         bidirectional, activation, mixing, dropout, transposed, skip, backend: see
             :class:`ConvLayer`.
 
@@ -46,6 +54,7 @@ class LongConv(ConvLayer):
         lr: float | None = 1e-3,
         channels: int = 1,
         bidirectional: bool = False,
+        learned_butterfly: bool = False,
         **layer_kwargs,
     ) -> None:
         generator = LongConvKernel(
@@ -58,4 +67,8 @@ class LongConv(ConvLayer):
             kernel_dropout=kernel_dropout,
             lr=lr,
         )
+        if learned_butterfly:
+            if layer_kwargs.get("conv") is not None:
+                raise ValueError("learned_butterfly=True conflicts with conv=: give one of them")
+            layer_kwargs["conv"] = LearnedButterfly(l_max, lr=lr)
         super().__init__(generator, bidirectional=bidirectional, **layer_kwargs)

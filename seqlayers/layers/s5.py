@@ -93,6 +93,8 @@ class S5(ConvLayer):
             C_init=C_init,
             lr=lr,
         )
+        if layer_kwargs.get("conv") is not None:
+            raise ValueError("S5 does not take conv=: it convolves per state mode (mode='conv') or scans")
         super().__init__(generator, bidirectional=bidirectional, **layer_kwargs)
         self.mode = mode
 

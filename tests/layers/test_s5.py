@@ -209,3 +209,8 @@ def test_default_construction():
     layer = seqlayers.S5(16)
     assert layer.kernel.n_modes == 32 and layer.kernel.init == "ptd"
     assert layer(torch.randn(2, 50, 16)).shape == (2, 50, 16)
+
+
+def test_s5_rejects_a_custom_conv():
+    with pytest.raises(ValueError, match="does not take conv="):
+        seqlayers.S5(8, d_state=8, blocks=2, conv=torch.nn.Identity())
