@@ -206,10 +206,16 @@ class NativeLibrary:
         except Exception as exc:  # any build failure: report it, never raise
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
             first_error = next((line for line in lines if "error:" in line), lines[-1])
+            log = self.build_directory() / "build.log"
+            try:
+                log.write_text("\n".join(lines) + "\n")
+            except OSError:
+                log = None
             return self._fail(
-                f"build failed: {first_error.strip()}",
+                f"build failed: {first_error.strip()} (full compiler output: {log or 'not saved'}; fix "
+                f"the error, or set {ENV_VAR}=0 to use the PyTorch backends)",
                 "\n".join(lines[-ERROR_LINES:])
-                + f"\nFix the error above (a C++17 compiler; ninja: {INSTALL_HINT}).",
+                + f"\nFix the error above (a C++20 compiler; ninja: {INSTALL_HINT}).",
             )
         return True, ""
 

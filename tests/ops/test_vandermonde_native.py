@@ -165,5 +165,8 @@ def test_failed_build_falls_back_on_auto_and_raises_when_asked(fresh_cache, tmp_
     with pytest.warns(UserWarning, match="deliberately broken"):
         K = vandermonde(v, z, 20)
     torch.testing.assert_close(K, naive_vandermonde(v, z, 20))
-    with pytest.raises(BackendUnavailableError, match="build failed"):
+    with pytest.raises(BackendUnavailableError, match="build failed") as error:
         vandermonde(v, z, 20, backend="native")
+    log = str(error.value).split("full compiler output: ")[1].split(";")[0]
+    assert "deliberately broken" in open(log).read()
+    assert "SEQLAYERS_NATIVE=0" in str(error.value)
