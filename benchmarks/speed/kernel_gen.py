@@ -7,7 +7,7 @@ memory is the growth of the peak resident set size over the size just before the
 call (after a tiny warm-up call, and with the upstream gradient already allocated), so allocator
 caches of one backend do not leak into the next and one-time costs are not counted. Ratios are against ``"torch"``.
 The naive backend materializes ``(H, N/2, L)`` powers and is skipped above ``--naive-max``.
-CPU only (on a GPU, use ``torch.cuda.max_memory_allocated``).
+On a GPU (``--device cuda``) memory is the growth of ``torch.cuda.max_memory_allocated``.
 
     python benchmarks/speed/kernel_gen.py                     # H=256, N=64, L = 4K, 16K, 64K
     python benchmarks/speed/kernel_gen.py --markdown results.md --threads 2
@@ -29,7 +29,8 @@ def _current_rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def measure(backend: str, H: int, N: int, L: int, backward: bool, repeats: int, threads: int) -> dict:
+def measure(backend: str, H: int, N: int, L: int, backward: bool, repeats: int, threads: int,
+            device: str = "cpu") -> dict:
     import torch
 
     import seqlayers
@@ -38,10 +39,12 @@ def measure(backend: str, H: int, N: int, L: int, backward: bool, repeats: int, 
     torch.manual_seed(0)
     gen = seqlayers.kernels.S4DKernel(H, N)
     dA, dB = seqlayers.kernels.discretize(gen.A, gen.log_dt, "zoh")
-    v = (torch.view_as_complex(gen.C) * dB).detach()
-    z = dA.detach()
+    v = (torch.view_as_complex(gen.C) * dB).detach().to(device)
+    z = dA.detach().to(device)
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     shape = (*v.shape[:-1], L)
-    grad = torch.randn(shape) if backward else None  # the upstream gradient, not counted as the op's
+    grad = torch.randn(shape, device=device) if backward else None  # upstream gradient, not the op's
 
     def run(length: int = L):
         vv, zz = v.requires_grad_(backward), z.requires_grad_(backward)
@@ -52,13 +55,20 @@ def measure(backend: str, H: int, N: int, L: int, backward: bool, repeats: int, 
         return K
 
     run(8)  # one-time costs (thread pool, autograd engine, loading the extension) before `before`
-    before = _current_rss_bytes()
+    sync()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        before = _current_rss_bytes()
     K = run()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    sync()
+    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
+        sync()
         times.append(time.perf_counter() - start)
     return {
         "peak_mib": (peak - before) / 2**20,
@@ -70,7 +80,7 @@ def measure(backend: str, H: int, N: int, L: int, backward: bool, repeats: int, 
 def _child(args, backend: str, L: int, backward: bool) -> dict | str:
     cmd = [
         sys.executable, __file__, "--H", str(args.H), "--N", str(args.N), "--repeats", str(args.repeats),
-        "--threads", str(args.threads), "--child", backend, str(L), str(int(backward)),
+        "--threads", str(args.threads), "--device", args.device, "--child", backend, str(L), str(int(backward)),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -87,12 +97,13 @@ def main() -> None:
     parser.add_argument("--naive-max", type=int, default=16384, help="longest L for the naive backend")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (memory: max_memory_allocated)")
     parser.add_argument("--markdown", help="also write the table to this file")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         backend, L, backward = args.child[0], int(args.child[1]), args.child[2] == "1"
-        print(json.dumps(measure(backend, args.H, args.N, L, backward, args.repeats, args.threads)))
+        print(json.dumps(measure(backend, args.H, args.N, L, backward, args.repeats, args.threads, args.device)))
         return
     if "native" in args.backends:  # build once up front, so no child pays for compiling
         from seqlayers import _native
@@ -102,7 +113,7 @@ def main() -> None:
             print(f"native backend unavailable: {reason}")
             args.backends = [b for b in args.backends if b != "native"]
     head = (f"vandermonde (S4D kernel generation), H={args.H}, N={args.N} ({args.N // 2} complex modes), "
-            f"complex64 -> float32, CPU, {args.threads} thread(s), median of {args.repeats}")
+            f"complex64 -> float32, {args.device}, {args.threads} CPU thread(s), median of {args.repeats}")
     cols = "| L | pass | backend | ms | time / torch | peak MiB | output MiB | peak / output |"
     lines = [head, "", cols, "|" + "---|" * 8]
     print("\n".join(lines), flush=True)
