@@ -87,15 +87,17 @@ def test_generator_interface():
     assert gen.default_state(2).shape == (2, 6, 8)
 
 
-def test_kernel_uses_the_blocked_op(monkeypatch):
-    """The generator goes through the blocked vandermonde op, never the naive one."""
-    calls = []
-    from seqlayers.ops.vandermonde import blocked
+def test_kernel_goes_through_the_vandermonde_op(monkeypatch):
+    """The generator calls the vandermonde op with backend "auto" (which never picks the naive one)."""
+    from seqlayers.kernels import s4d
+    from seqlayers.ops.dispatch import select
 
-    original = blocked.VandermondeFunction.apply
-    monkeypatch.setattr(blocked.VandermondeFunction, "apply", lambda *a: calls.append(1) or original(*a))
+    calls = []
+    original = s4d.vandermonde
+    monkeypatch.setattr(s4d, "vandermonde", lambda *a, **k: calls.append((a, k)) or original(*a, **k))
     S4DKernel(4, 8)(100).sum().backward()
-    assert calls
+    assert len(calls) == 1 and calls[0][1] == {}
+    assert select("vandermonde", "auto", *calls[0][0]).name in ("torch", "native")
 
 
 @pytest.mark.parametrize(
