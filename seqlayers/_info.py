@@ -46,7 +46,23 @@ def info_lines() -> list[str]:
             status = "available" if ok else f"unavailable: {reason}"
             auto = "" if backend.auto else " [explicit only]"
             lines.append(f"  {backend.name:10s} {status}{auto}")
-    return lines + policy_lines()
+    return lines + native_lines() + policy_lines()
+
+
+def native_lines() -> list[str]:
+    """State of the native extension (never builds it)."""
+    from . import _native
+
+    lib = _native.LIBRARY
+    ok, reason = lib.status()
+    if not ok:
+        state = f"unavailable: {reason}"
+    elif lib.has_kernel("vandermonde_forward", "CPU"):
+        state = "loaded"
+    else:
+        state = "built, loads on first use" if lib.is_built() else "not built (python -m seqlayers._native build)"
+    kinds = "C++ and CUDA" if lib.with_cuda else "C++"
+    return [f"native extension ({kinds}): {state}", f"  sources {lib.source_dir}", f"  build   {lib.build_directory()}"]
 
 
 def _policy_devices() -> list[torch.device]:

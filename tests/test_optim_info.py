@@ -50,3 +50,13 @@ def test_public_api():
         assert hasattr(seqlayers, name), name
     for name in ("long_conv", "vandermonde", "available_backends", "use_backend", "set_autotune"):
         assert hasattr(seqlayers.ops, name), name
+
+
+def test_info_reports_the_native_extension_without_building(tmp_path, monkeypatch):
+    from seqlayers import _native
+    from seqlayers._info import native_lines
+
+    monkeypatch.setattr(_native, "LIBRARY", _native.NativeLibrary(tmp_path / "nowhere"))
+    lines = native_lines()
+    assert lines[0].startswith("native extension") and "native sources not installed" in lines[0]
+    assert not any(tmp_path.iterdir())
