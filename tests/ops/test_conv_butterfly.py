@@ -2,7 +2,10 @@
 
 Runs under ``TRITON_INTERPRET=1`` on the CPU (small shapes); with ``TRITON_INTERPRET=0`` on a
 CUDA machine the same tests run compiled. Every FFT size of the one-pass range is exercised
-(256 = 16x16 up to 4096 = 64x64).
+(256 = 16x16 up to 4096 = 64x64). The outer pass through global memory is exercised at small
+sizes by lowering the one-pass limit ``butterfly._MAX_ONE_PASS`` to 256 or 512 (``N = 4096`` is
+then 16 x 256, 8192 is 32 x 256 or 16 x 512, 16384 is 64 x 256); the same tolerances hold there
+(measured 1e-7 to 6e-7 in float32).
 
 Tolerances (relative RMS error against the float32 oracle fed the same inputs), from
 ``tests.helpers.REL_RMS_TOL``: float32 1e-5 (measured 1e-7 to 5e-7 with ``"ieee"`` dots),
@@ -51,6 +54,13 @@ def check(u, k, D, dy, **kwargs):
 def test_fp32_matches_oracle(B, L, kernel):
     Lk = L if kernel == "full" else max(1, L // 3)
     check(*make_inputs(B, 5, L, Lk))
+
+
+@pytest.mark.parametrize("L", [16, 100, 257, 1024, 1500])
+@pytest.mark.parametrize("dtype, B", [(torch.float32, 3), (torch.bfloat16, 1)], ids=["fp32-B3", "bf16-B1"])
+def test_issue_lengths_with_a_shorter_kernel(L, dtype, B):
+    """The lengths named by the backend's acceptance (powers of two and not), Lk < L."""
+    check(*make_inputs(B, 3, L, max(1, L // 2 - 1), dtype=dtype))
 
 
 @pytest.mark.parametrize("L, Lk", [(300, 212), (2048, 2048), (3001, 1096)])
@@ -137,7 +147,12 @@ def test_registry_explicit_and_auto():
     assert rel_rms(y.cpu(), y_ref) <= REL_RMS_TOL[torch.float32]
     expected_auto = "torch" if DEVICE == "cpu" else "butterfly"
     assert select("long_conv", "auto", u, k, D).name == expected_auto
-    long_u, long_k = torch.zeros(1, 1, 3000, device=DEVICE), torch.zeros(1, 3000, device=DEVICE)
+    outer_u, outer_k = torch.zeros(1, 1, 3000, device=DEVICE), torch.zeros(1, 3000, device=DEVICE)
+    expected_outer = "torch" if DEVICE == "cpu" else "butterfly"
+    assert select("long_conv", "auto", outer_u, outer_k, None).name == expected_outer
+    limit = butterfly.one_pass_limit(butterfly._smem_per_block(torch.device(DEVICE)))
+    long_u = torch.zeros(1, 1, 64 * limit, device=DEVICE)
+    long_k = torch.zeros(1, 64 * limit, device=DEVICE)  # beyond the largest size
     expected_long = "torch" if DEVICE == "cpu" else "fft"
     assert select("long_conv", "auto", long_u, long_k, None).name == expected_long
 
@@ -149,12 +164,8 @@ def test_unsupported_calls_say_why():
     assert not ok and "float64" in reason and "backend='torch'" in reason
     with pytest.raises(BackendUnavailableError, match="float64"):
         long_conv(u.double(), k.double(), backend="butterfly")
-    long_u, long_k = torch.zeros(1, 1, 3000, device=DEVICE), torch.zeros(1, 1098, device=DEVICE)
-    ok, reason = butterfly.supports(long_u, long_k)  # L + Lk - 1 = 4097
-    assert not ok and "4096" in reason and "backend='fft'" in reason
-    with pytest.raises(BackendUnavailableError, match="one-pass limit"):
-        long_conv(long_u, long_k, backend="butterfly")
-    assert butterfly.supports(long_u, long_k[:, :1097])[0]
+    outer_u, outer_k = torch.zeros(1, 1, 3000, device=DEVICE), torch.zeros(1, 1098, device=DEVICE)
+    assert butterfly.supports(outer_u, outer_k)[0]  # N = 8192: the outer path
     if DEVICE == "cpu":
         ok, reason = butterfly.auto_supports(u, k, D)
         assert not ok and "backend='butterfly' explicitly" in reason
@@ -207,3 +218,145 @@ def test_time_shift_equivariance(L, shift, seed):
     y_late = butterfly.butterfly_long_conv(u_late, k, D)
     assert rel_rms(y_late[..., shift:].cpu(), y.cpu()) <= REL_RMS_TOL[torch.float32]
     assert y_late[..., :shift].abs().max() <= 1e-5 * y.abs().max()
+
+
+# ----------------------------------------------------------------------------------------------
+# the outer pass through global memory, exercised by lowering the one-pass limit
+
+
+@pytest.fixture
+def one_pass_256(monkeypatch):
+    """One-pass limit 256: every FFT size from 512 on takes the outer pass (NO x 256)."""
+    monkeypatch.setattr(butterfly, "_MAX_ONE_PASS", 256)
+
+
+@pytest.mark.parametrize("B, L, Lk", [(1, 257, 257), (3, 1000, 300), (3, 1009, 1009),
+                                      (1, 1500, 1500), (2, 300, 1)])  # 1009 is prime
+def test_outer_pass_fp32_matches_oracle(one_pass_256, B, L, Lk):
+    """N = 4096 = 16 x 256 (a size above the limit but below 4096 is padded up to it)."""
+    assert butterfly._plan(L + Lk - 1, 256) == (16, 256)
+    check(*make_inputs(B, 2, L, Lk))
+
+
+@pytest.mark.parametrize("limit, L, Lk, plan", [(256, 2100, 2100, (32, 256)),
+                                                (512, 2100, 2100, (16, 512)),
+                                                (256, 4200, 4000, (64, 256))])
+def test_outer_pass_every_outer_size(monkeypatch, limit, L, Lk, plan):
+    """Outer sizes 16, 32, 64 and a rectangular inner size (512 = 16 x 32)."""
+    monkeypatch.setattr(butterfly, "_MAX_ONE_PASS", limit)
+    assert butterfly._plan(L + Lk - 1, limit) == plan
+    check(*make_inputs(1, 1, L, Lk))
+
+
+def test_outer_pass_bf16_matches_oracle(one_pass_256):
+    """bfloat16 ``u`` and ``k``: tolerance 2e-2 (REL_RMS_TOL), the output's own rounding."""
+    check(*make_inputs(3, 2, 1000, 1000, dtype=torch.bfloat16, k_dtype=torch.bfloat16))
+
+
+def test_outer_pass_mixed_dtypes_and_no_skip_term(one_pass_256):
+    """bf16 ``u`` with float32 ``k``: the shared transforms of the backward use "ieee", so
+    ``dk`` keeps float32 accuracy; and no ``D``."""
+    check(*make_inputs(2, 2, 700, 500, dtype=torch.bfloat16, with_d=False))
+
+
+def test_outer_pass_batch_chunks_and_groups(one_pass_256, monkeypatch):
+    """Scratch of one pair at a time (odd batch: the last chunk holds one row) and several
+    programs per row: the partial ``dk`` spectra and ``dD`` sums add up."""
+    monkeypatch.setattr(butterfly, "_SCRATCH_BYTES", 1)
+    monkeypatch.setattr(fft, "_target_programs", lambda device: 10**6)
+    assert butterfly._batch_chunks(5, 2, 4096) == [(0, 2), (2, 4), (4, 5)]
+    check(*make_inputs(5, 2, 600, 600))
+
+
+@pytest.mark.parametrize("wrt", ["u", "k"])
+def test_outer_pass_only_some_gradients(one_pass_256, wrt):
+    """``du`` alone runs the forward passes as a correlation; ``dk`` alone skips ``du``."""
+    u, k, D, dy = (t.to(DEVICE) for t in make_inputs(3, 2, 600, 400))
+    x = {"u": u, "k": k}[wrt].requires_grad_()
+    (got,) = torch.autograd.grad(butterfly.butterfly_long_conv(u, k, D), x, dy)
+    ref = {"u": u, "k": k}[wrt].detach().cpu().requires_grad_()
+    args = [ref if name == wrt else t.detach().cpu() for name, t in (("u", u), ("k", k))]
+    (want,) = torch.autograd.grad(naive_long_conv(*args, D.cpu()), ref, dy.cpu())
+    assert rel_rms(got.cpu(), want) <= REL_RMS_TOL[torch.float32]
+
+
+def test_beyond_the_largest_size_is_refused(one_pass_256):
+    """With a one-pass limit of 256 the largest FFT size is 64 x 256 = 16384."""
+    assert butterfly.max_size(None) == 16384
+    u, k = torch.zeros(1, 1, 9000, device=DEVICE), torch.zeros(1, 7385, device=DEVICE)
+    assert butterfly.supports(u, k[:, :7384])[0]  # L + Lk - 1 = 16383
+    assert butterfly.supports(u, k)[0]  # L + Lk - 1 = 16384 = 64 * 256
+    u = torch.zeros(1, 1, 9000 + 1, device=DEVICE)
+    ok, reason = butterfly.supports(u, k)  # 16385 -> N = 32768
+    assert not ok and "16384" in reason and "32768" in reason and "backend='fft'" in reason
+    with pytest.raises(BackendUnavailableError, match="largest size 16384"):
+        long_conv(u, k, backend="butterfly")
+
+
+# ----------------------------------------------------------------------------------------------
+# the one-pass limit from the device's shared memory (pure Python: fake device limits)
+
+
+@pytest.mark.parametrize("smem_kb, limit", [(None, 4096), (227, 4096), (163, 4096), (129, 4096),
+                                            (128, 2048), (99, 2048), (64, 1024), (32, 512),
+                                            (16, 256), (4, 0)])
+def test_one_pass_limit_from_shared_memory(smem_kb, limit):
+    """H100 227 KB, A100 163 KB, consumer Ampere/Ada/Blackwell 99 KB, Turing 64 KB, ...; the
+    one-pass ``dk`` kernel at 4096 needs 128.5 KB."""
+    smem = None if smem_kb is None else smem_kb * 1024
+    assert butterfly.one_pass_limit(smem) == limit
+    assert butterfly.max_size(smem) == 64 * limit or smem < 68 * 1024
+    if smem is not None and limit:  # every kernel fits at the limit, not at twice it
+        assert butterfly._smem_need(limit) <= smem
+        assert limit == 4096 or butterfly._smem_need(2 * limit) > smem
+
+
+def test_one_pass_limit_follows_a_lowered_constant(monkeypatch):
+    monkeypatch.setattr(butterfly, "_MAX_ONE_PASS", 512)
+    assert butterfly.one_pass_limit(None) == butterfly.one_pass_limit(227 * 1024) == 512
+
+
+def test_device_shared_memory_is_read_from_torch_or_triton(monkeypatch):
+    """``shared_memory_per_block_optin`` from torch where present, else Triton's driver."""
+    from types import SimpleNamespace
+
+    import triton
+
+    butterfly._cuda_smem.cache_clear()
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: SimpleNamespace(shared_memory_per_block_optin=101376))
+    assert butterfly._cuda_smem(0) == 101376
+    butterfly._cuda_smem.cache_clear()
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: SimpleNamespace())
+    utils = SimpleNamespace(get_device_properties=lambda i: {"max_shared_mem": 232448})
+    driver = SimpleNamespace(active=SimpleNamespace(utils=utils))
+    monkeypatch.setattr(triton.runtime, "driver", driver)
+    assert butterfly._cuda_smem(1) == 232448
+    butterfly._cuda_smem.cache_clear()
+    if INTERPRET:
+        assert butterfly._smem_per_block(torch.device("cpu")) is None
+
+
+def test_a_100kb_device_gets_the_outer_pass_not_a_launch_failure(monkeypatch):
+    """With 99 KB per block, N = 4096 is 16 x 256 through global memory, not a 128 KB kernel."""
+    monkeypatch.setattr(butterfly, "_smem_per_block", lambda device: 99 * 1024)
+    assert butterfly._plan(4096, butterfly.one_pass_limit(99 * 1024)) == (16, 256)
+    u, k = torch.zeros(1, 1, 70000, device=DEVICE), torch.zeros(1, 61074, device=DEVICE)
+    assert butterfly.supports(u, k[:, :61073])[0]  # L + Lk - 1 = 131072 = 64 * 2048
+    ok, reason = butterfly.supports(u, k)
+    assert not ok and "largest size 131072" in reason and "one-pass limit 2048" in reason
+    monkeypatch.setattr(butterfly, "_smem_per_block", lambda device: 4 * 1024)
+    ok, reason = butterfly.supports(u[..., :10], k[:, :10])
+    assert not ok and "shared memory" in reason and "backend='fft'" in reason
+
+
+def test_outer_size_limited_by_shared_memory(monkeypatch):
+    """At 48 KB per block the outer passes of 64 (68 KB) do not fit: largest N is 32 x 1024."""
+    assert butterfly._max_outer(None) == butterfly._max_outer(68 * 1024) == 64
+    assert butterfly._max_outer(48 * 1024) == 32 and butterfly.max_size(48 * 1024) == 32768
+    monkeypatch.setattr(butterfly, "_smem_per_block", lambda device: 48 * 1024)
+    u, k = torch.zeros(1, 1, 20000, device=DEVICE), torch.zeros(1, 12770, device=DEVICE)
+    assert butterfly._device_plan(u.device, 32768) == (32, 1024)
+    assert butterfly.supports(u, k[:, :12769])[0]  # L + Lk - 1 = 32768
+    ok, reason = butterfly.supports(u, k)
+    assert not ok and "largest size 32768" in reason and "at most 32 times" in reason

@@ -108,8 +108,9 @@ register_lazy(
     "seqlayers.ops.conv.butterfly",
     "butterfly_long_conv",
     priority=30,
-    description="Triton, whole convolution in one kernel: FFTs as dense DFT-matrix products "
-    "(tl.dot, Monarch N = N1 x N2 up to 64 x 64), for L + Lk - 1 <= 4096; CUDA (CPU only via "
+    description="Triton, FFTs as dense DFT-matrix products (tl.dot, Monarch N = N1 x N2 up to "
+    "64 x 64): the whole convolution on chip for L + Lk - 1 <= 4096 (less on GPUs with little "
+    "shared memory), an outer pass through global memory up to 64x that; CUDA (CPU only via "
     "TRITON_INTERPRET=1)",
 )
 

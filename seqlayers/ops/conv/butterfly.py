@@ -24,25 +24,58 @@ Design:
   ``y[2p] + i * y[2p + 1]``. A forward convolution costs 16 dots per pair (8 per row). For the
   gradient of ``k``, ``Re(ifft(fft(z_dy) * conj(fft(z_u))))`` is the sum of the two rows'
   correlations, exactly the batch sum ``dk`` needs.
-* **One pass, one kernel.** Each program owns one feature ``h`` and a group of batch pairs:
-  it transforms ``k`` once (the spectrum, scaled by ``1 / N``, is shared by the group), then
-  loads, transforms, multiplies, inverts and stores every pair. ``u`` is read once and ``y``
-  written once. The backward is the same kernel run on ``dy`` with ``conj(K)`` (a correlation)
-  for ``du``, and a second kernel that accumulates ``fft(dy) * conj(fft(u))`` over the group and
+* **One pass, one kernel** for ``N <=`` the one-pass limit (:func:`one_pass_limit`, at most
+  ``_MAX_ONE_PASS = 4096``). Each program owns one feature ``h`` and a group of batch pairs: it
+  transforms ``k`` once (the spectrum, scaled by ``1 / N``, is shared by the group), then loads,
+  transforms, multiplies, inverts and stores every pair. ``u`` is read once and ``y`` written
+  once. The backward is the same kernel run on ``dy`` with ``conj(K)`` (a correlation) for
+  ``du``, and a second kernel that accumulates ``fft(dy) * conj(fft(u))`` over the group and
   inverts it once for ``dk`` (and sums ``u * dy`` for ``dD``).
-* **One-pass limit** ``N <= _MAX_ONE_PASS = 4096`` (``L + Lk - 1 <= 4096``, so ``L <= 2048``
-  for a full-length kernel): larger DFT blocks do not fit in registers. Longer calls are refused
-  by :func:`supports` with the reason, and ``"auto"`` hands them to ``"fft"``.
+* **Outer pass through global memory** beyond the one-pass limit: ``N = NO * NI`` with the
+  outer size ``NO`` in ``[16, 64]`` (a dense DFT, four ``tl.dot`` of ``(NO, NO) @ (NO, T)``)
+  and the inner size ``NI <=`` the one-pass limit (the one-pass DFT blocks above, ``NI >= 256``).
+  With ``n = n1 * NI + n2`` and frequency ``k1 + NO * k2``:
+
+  1. *outer pass*: ``S[k1, n2] = w_N^(k1 n2) * sum_n1 z[n1 * NI + n2] w_NO^(n1 k1)``
+     (columns of the ``(NO, NI)`` tile of ``z``), written to a float32 scratch
+     ``(pairs, H, 2, N)``; the same for ``k`` once per call, ``(1, H, 2, N)``;
+  2. *inner pass*: each row ``k1`` of ``S`` is a sequence of length ``NI`` whose one-pass DFT
+     gives the frequencies ``k1 + NO * k2``; it is multiplied by the kernel's row spectrum and
+     inverted in place, pair by pair (the same ``_filter`` as the one-pass kernel);
+  3. *inverse outer pass*: ``z[n1 * NI + n2] = sum_k1 w_NO^(-n1 k1) w_N^(-k1 n2) S[k1, n2]``,
+     plus ``D * u``, written to ``y`` in ``u``'s dtype.
+
+  That is **two round trips** of the batch-sized scratch through global memory (written by
+  pass 1, read and rewritten by pass 2, read by pass 3) besides reading ``u`` once and writing
+  ``y`` once: three kernel launches (plus one small outer pass over ``k``). The backward uses
+  one inner kernel for both gradients: it accumulates ``dk``'s spectrum over the batch and
+  rewrites ``dy``'s scratch as ``du``'s, so ``dy``'s scratch makes the same two round trips and
+  ``u``'s scratch one (written, read); two inverse outer passes write ``du`` and ``dk`` (the
+  latter from an ``(H, 2, N)`` spectrum, not batch-sized), and ``dD`` is summed in the outer
+  pass of ``dy``. Each scratch buffer is bounded by ``_SCRATCH_BYTES`` (1 GiB): a larger batch
+  is processed in chunks of pairs. Largest size ``N <= 64 *`` the one-pass limit (262144 with a
+  4096 limit, so ``L + Lk - 1 <= 262144``: ``L <= 131072`` with a full-length kernel); longer
+  calls are refused by :func:`supports` with the reason, and ``"auto"`` hands them to
+  ``"fft"`` (two outer levels are not implemented). The outer path starts at ``N = 16 * 256 =
+  4096`` (a smaller ``N`` above a lowered one-pass limit is padded up to it).
+* **Shared memory from the device.** The one-pass limit is the largest ``N`` whose kernels'
+  estimated shared memory (:data:`_SMEM_KB`, measured from offline sm_90 compiles of every
+  variant and precision with ``num_stages=1``: one-pass forward 4/14/16/56/68 KB, ``dk``
+  9/19/33/73/129 KB, the outer path's inner kernels up to 68 and 128 KB, for ``N`` = 256 ...
+  4096; outer passes 34/40/68 KB for ``NO`` = 16/32/64) fits the device's opt-in shared memory
+  per block: 4096 on A100/H100 (163/227 KB), 2048 on ~100 KB GPUs (consumer Ampere/Ada/
+  Blackwell), which then take the outer pass beyond 2048, up to ``N = 131072``; a device too
+  small for the outer passes of 64 gets a smaller largest size. Off-GPU (the interpreter) the
+  limit is ``_MAX_ONE_PASS``. Launches use ``num_stages=1``: software pipelining would
+  multi-buffer the DFT tables loaded in the batch loop (over 224 KB at 64x64).
 * **Precision.** ``input_precision`` of the dots, by default chosen per result from the dtype it
   is returned in (``y`` and ``du``: ``u``'s, ``dk``: ``k``'s): ``"ieee"`` for float32 (plain
-  float32 FMAs, within float32 FFT error, about 5e-7 relative RMS), ``"tf32"`` for bfloat16 and
-  float16 (tensor cores; about 5e-4 relative RMS, well below those dtypes' own rounding);
-  ``"tf32x3"`` on request (near float32 accuracy at three times the dots). The interpreter
-  computes every dot in float32 whatever is asked.
-* **Shared memory.** Launches use ``num_stages=1``: software pipelining would multi-buffer the
-  DFT tables loaded in the batch loop (over 224 KB at 64x64, more than a GPU has). Unpipelined,
-  compiled for sm_90 at N = 4096, the forward kernel stages 64 KB for the dots and the ``dk``
-  kernel 128 KB (fits A100/H100; GPUs with about 100 KB per block would fail there).
+  float32 FMAs, within float32 FFT error, about 5e-7 relative RMS on both paths), ``"tf32"`` for
+  bfloat16 and float16 (tensor cores; about 5e-4 relative RMS, well below those dtypes' own
+  rounding); ``"tf32x3"`` on request (near float32 accuracy at three times the dots). The outer
+  backward transforms ``u`` and ``dy`` once for both ``du`` and ``dk``, with the more accurate of
+  their two precisions. Every path accumulates in float32 and returns ``u``'s dtype. The
+  interpreter computes every dot in float32 whatever is asked.
 * DFT matrices and twiddles are float32 tables rounded from float64, cached per size and device.
 
 Works on CUDA GPUs and, for testing, on the CPU under ``TRITON_INTERPRET=1``. ``input_precision``
@@ -64,19 +97,133 @@ except ImportError as exc:  # the registry reports this as the reason the backen
     raise ImportError(
         f"the 'butterfly' backend needs Triton ({exc}); fix: pip install triton") from exc
 
-from .fft import _split_pairs, check_auto, check_tensors, is_available
+from .fft import _interpreting, _split_pairs, check_auto, check_tensors, is_available
 
-__all__ = ["is_available", "supports", "auto_supports", "butterfly_long_conv", "LongConvFunction"]
+__all__ = ["is_available", "supports", "auto_supports", "butterfly_long_conv", "LongConvFunction",
+           "one_pass_limit", "max_size"]
 
 _MIN_SIZE = 256
 """Smallest FFT size: 16 x 16, the smallest blocks ``tl.dot`` takes."""
 
 _MAX_ONE_PASS = 4096
-"""Largest FFT size (64 x 64) done on chip; larger calls belong to the ``"fft"`` backend."""
+"""Largest FFT size (64 x 64) done on chip in one pass; a device with less shared memory gets a
+smaller limit (:func:`one_pass_limit`). Tests lower it to exercise the outer pass at small sizes."""
 
+_MIN_OUTER, _MAX_OUTER = 16, 64
+"""Outer DFT sizes of the outer pass: dense ``tl.dot`` blocks of 16 to 64."""
+
+_OUTER_TILE = 4096
+"""Elements of one ``(NO, T)`` tile of the outer passes (``T = 4096 / NO`` columns)."""
+
+_SCRATCH_BYTES = 1 << 30
+"""Largest float32 scratch buffer of the outer path; a larger batch is done in chunks of pairs."""
+
+_SMEM_KB = {
+    "fwd": {256: 4, 512: 14, 1024: 16, 2048: 56, 4096: 68},
+    "dk": {256: 9, 512: 19, 1024: 33, 2048: 73, 4096: 129},
+    "inner_conv": {256: 4, 512: 12, 1024: 16, 2048: 48, 4096: 68},
+    "inner_grad": {256: 8, 512: 18, 1024: 32, 2048: 72, 4096: 128},
+}
+"""Shared memory (KB, rounded up) of each kernel at each inner FFT size: the largest over its
+variants (``HAS_D``, ``CORRELATE``, ``HAS_DU``) and the three precisions, compiled for sm_90 with
+``num_stages=1`` (``triton.compile`` offline, no GPU needed; Triton 3.6 and 3.9 agree where
+both were checked, and the sm_80 compiles checked need the same or less)."""
+
+_SMEM_KB_OUTER = {16: 34, 32: 40, 64: 68}
+"""Shared memory (KB) of the outer passes (forward and inverse, every variant) at outer size
+``NO``, tile ``(NO, 4096 / NO)``, measured as :data:`_SMEM_KB`."""
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 """Accepted values of ``input_precision`` (those Triton 3.6 to 3.9 all understand)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# sizes and limits
+
+
+def _fft_size(n: int) -> int:
+    """The FFT size for a linear convolution of total length ``n``: a power of two, >= 256."""
+    return max(_MIN_SIZE, 1 << (n - 1).bit_length())
+
+
+def _smem_need(n: int) -> int:
+    """Estimated shared memory in bytes of the most demanding kernel at inner size ``n``."""
+    return 1024 * max(table[n] for table in _SMEM_KB.values())
+
+
+def one_pass_limit(smem_per_block: int | None) -> int:
+    """Largest one-pass FFT size whose kernels fit ``smem_per_block`` bytes of shared memory.
+
+    ``None`` (no GPU: the interpreter) gives ``_MAX_ONE_PASS``; 0 means no size fits. The outer
+    pass uses the same limit for its inner size, so the largest FFT size is 64 times it.
+
+    Example:
+        >>> one_pass_limit(232448), one_pass_limit(101376), one_pass_limit(None)
+        (4096, 2048, 4096)
+    """
+    n = _MAX_ONE_PASS
+    if smem_per_block is None:
+        return n
+    while n >= _MIN_SIZE and _smem_need(n) > smem_per_block:
+        n //= 2
+    return n if n >= _MIN_SIZE else 0
+
+
+def _max_outer(smem_per_block: int | None) -> int:
+    """Largest outer DFT size whose passes fit ``smem_per_block`` bytes (all on ``None``)."""
+    fits = [n for n, kb in _SMEM_KB_OUTER.items()
+            if smem_per_block is None or 1024 * kb <= smem_per_block]
+    return max(fits, default=1)
+
+
+def max_size(smem_per_block: int | None) -> int:
+    """Largest FFT size (``>= L + Lk - 1``) served with ``smem_per_block`` bytes; 0 if none.
+
+    Example:
+        >>> max_size(232448), max_size(101376)  # H100, a ~100 KB GPU
+        (262144, 131072)
+    """
+    return _max_outer(smem_per_block) * one_pass_limit(smem_per_block)
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_smem(index: int) -> int:
+    """Opt-in shared memory per block of CUDA device ``index`` in bytes."""
+    props = torch.cuda.get_device_properties(index)
+    smem = getattr(props, "shared_memory_per_block_optin", None)
+    if smem is None:
+        smem = triton.runtime.driver.active.utils.get_device_properties(index)["max_shared_mem"]
+    return int(smem)
+
+
+def _smem_per_block(device: torch.device) -> int | None:
+    """The device's opt-in shared memory per block in bytes; None off-GPU (the interpreter)."""
+    if device.type != "cuda" or _interpreting():
+        return None
+    return _cuda_smem(device.index if device.index is not None else torch.cuda.current_device())
+
+
+def _plan(total: int, limit: int, max_outer: int = _MAX_OUTER) -> tuple[int, int] | None:
+    """``(NO, NI)`` for a convolution of total length ``total`` under one-pass limit ``limit``.
+
+    ``NO == 1``: one pass of size ``NI``. Otherwise the outer path with ``N = NO * NI``, ``NO`` in
+    ``[16, max_outer]``, ``256 <= NI <= limit``. None when ``total`` needs more than
+    ``max_outer * limit``.
+    """
+    n = _fft_size(total)
+    if n <= limit:
+        return 1, n
+    if limit < _MIN_SIZE:
+        return None
+    n = max(n, _MIN_OUTER * _MIN_SIZE)
+    n_outer = max(_MIN_OUTER, n // limit)
+    return (n_outer, n // n_outer) if n_outer <= max_outer else None
+
+
+def _device_plan(device: torch.device, total: int) -> tuple[int, int] | None:
+    """:func:`_plan` under the limits of ``device``'s shared memory."""
+    smem = _smem_per_block(device)
+    return _plan(total, one_pass_limit(smem), _max_outer(smem))
 
 
 def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
@@ -89,11 +236,20 @@ def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
     if not ok:
         return ok, reason
     total = u.shape[-1] + k.shape[-1] - 1
-    if _fft_size(total) > _MAX_ONE_PASS:
+    smem = _smem_per_block(u.device)
+    limit = one_pass_limit(smem)
+    if limit == 0:
+        return False, (
+            f"the device has {smem // 1024} KB of shared memory per block, less than the "
+            f"{_smem_need(_MIN_SIZE) // 1024} KB the smallest butterfly kernel needs; "
+            "use backend='fft' or backend='torch'"
+        )
+    if _device_plan(u.device, total) is None:
         return False, (
             f"L + Lk - 1 = {total} needs an FFT of size {_fft_size(total)}, above the butterfly "
-            f"backend's one-pass limit {_MAX_ONE_PASS} (L + Lk - 1 <= {_MAX_ONE_PASS}); "
-            "use backend='fft' or backend='torch'"
+            f"backend's largest size {max_size(smem)} (outer DFT of at most {_max_outer(smem)} "
+            f"times its one-pass limit {limit} on this device); use backend='fft' or "
+            "backend='torch'"
         )
     return True, ""
 
@@ -132,10 +288,16 @@ def _cmatmul(ar, ai, br, bi, CONJ_A: tl.constexpr, CONJ_B: tl.constexpr,
 
 
 @triton.jit
+def _load_planes(ptr, offs, PLANE: tl.constexpr):
+    """Real and imaginary parts stored as float32 planes ``PLANE`` elements apart."""
+    return tl.load(ptr + offs), tl.load(ptr + PLANE + offs)
+
+
+@triton.jit
 def _load_table(ptr, ROWS: tl.constexpr, COLS: tl.constexpr):
     """A ``(ROWS, COLS)`` complex table stored as float32 planes ``(2, ROWS, COLS)``."""
     offs = tl.arange(0, ROWS)[:, None] * COLS + tl.arange(0, COLS)[None, :]
-    return tl.load(ptr + offs), tl.load(ptr + ROWS * COLS + offs)
+    return _load_planes(ptr, offs, ROWS * COLS)
 
 
 @triton.jit
@@ -167,6 +329,26 @@ def _dft(xr, xi, f1_ptr, f2_ptr, tw_ptr, N1: tl.constexpr, N2: tl.constexpr,
 
 
 @triton.jit
+def _spectrum(kr, ki, f1_ptr, f2_ptr, tw_ptr, N1: tl.constexpr, N2: tl.constexpr,
+              N: tl.constexpr, CORRELATE: tl.constexpr, PRECISION: tl.constexpr):
+    """The kernel's spectrum: the forward :func:`_dft` of the ``(N1, N2)`` tile ``(kr, ki)``,
+    divided by ``N`` (the whole FFT size: the inverse's normalization, applied once) and
+    conjugated when ``CORRELATE``."""
+    kr, ki = _dft(kr, ki, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
+    return kr * (1.0 / N), ki * ((-1.0 if CORRELATE else 1.0) / N)
+
+
+@triton.jit
+def _filter(zr, zi, kr, ki, f1_ptr, f2_ptr, tw_ptr, N1: tl.constexpr, N2: tl.constexpr,
+            PRECISION: tl.constexpr):
+    """``ifft(fft(z) * K)`` of the ``(N1, N2)`` tile ``z`` for a spectrum ``K`` in the layout of
+    :func:`_dft` (which carries the normalization): 16 dots."""
+    zr, zi = _dft(zr, zi, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
+    zr, zi = zr * kr - zi * ki, zr * ki + zi * kr
+    return _dft(zr, zi, f1_ptr, f2_ptr, tw_ptr, N1, N2, True, PRECISION)
+
+
+@triton.jit
 def _long_conv_fwd_kernel(x_ptr, k_ptr, d_ptr, y_ptr, f1_ptr, f2_ptr, tw_ptr,
                           B, H, L, Lk, pairs_per_program,
                           N1: tl.constexpr, N2: tl.constexpr, HAS_D: tl.constexpr,
@@ -183,10 +365,8 @@ def _long_conv_fwd_kernel(x_ptr, k_ptr, d_ptr, y_ptr, f1_ptr, f2_ptr, tw_ptr,
     p_end = tl.minimum(p_start + pairs_per_program, n_pairs)
     time = tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
     kr = tl.load(k_ptr + h.to(tl.int64) * Lk + time, mask=time < Lk, other=0.0).to(tl.float32)
-    kr, ki = _dft(kr, tl.zeros((N1, N2), tl.float32), f1_ptr, f2_ptr, tw_ptr, N1, N2, False,
-                  PRECISION)
-    kr = kr * (1.0 / (N1 * N2))  # the inverse's 1/N, applied once
-    ki = ki * ((-1.0 if CORRELATE else 1.0) / (N1 * N2))
+    kr, ki = _spectrum(kr, tl.zeros((N1, N2), tl.float32), f1_ptr, f2_ptr, tw_ptr, N1, N2,
+                       N1 * N2, CORRELATE, PRECISION)
     if HAS_D:
         d = tl.load(d_ptr + h).to(tl.float32)
     mask_r = time < L
@@ -195,9 +375,7 @@ def _long_conv_fwd_kernel(x_ptr, k_ptr, d_ptr, y_ptr, f1_ptr, f2_ptr, tw_ptr,
         mask_i = time < L - L * ((2 * p + 1) // B)  # row 2p + 1 == B is past the batch
         zr = tl.load(x_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
         zi = tl.load(x_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
-        zr, zi = _dft(zr, zi, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
-        zr, zi = zr * kr - zi * ki, zr * ki + zi * kr
-        zr, zi = _dft(zr, zi, f1_ptr, f2_ptr, tw_ptr, N1, N2, True, PRECISION)
+        zr, zi = _filter(zr, zi, kr, ki, f1_ptr, f2_ptr, tw_ptr, N1, N2, PRECISION)
         if HAS_D:  # reload x (cached) rather than keep it live through the transforms
             zr += d * tl.load(x_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
             zi += d * tl.load(x_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
@@ -246,13 +424,140 @@ def _long_conv_dk_kernel(u_ptr, dy_ptr, dk_part_ptr, dd_part_ptr, f1_ptr, f2_ptr
         tl.store(dd_part_ptr + g * H + h, dd)
 
 
+@triton.jit
+def _outer_dft_kernel(x_ptr, s_ptr, dot_ptr, dd_part_ptr, fo_ptr, tw_ptr, B, H, L,
+                      NO: tl.constexpr, NI: tl.constexpr, T: tl.constexpr,
+                      HAS_DOT: tl.constexpr, PRECISION: tl.constexpr):
+    """Outer pass 1: DFTs of size ``NO`` down ``T`` columns. Grid ``(pairs * H, NI // T)``.
+
+    ``S[p, h, k1, n2] = w_N^(k1 n2) * sum_n1 z[n1 * NI + n2] w_NO^(n1 k1)`` for the columns
+    ``n2`` of tile ``j = program_id(1)``, as ``(F_NO @ Z) * Tw``, where ``z = x[2p, h] +
+    i x[2p + 1, h]`` zero-padded to ``N = NO * NI``. ``x``: ``(B, H, L)``; ``S``:
+    ``(pairs, H, 2, N)`` float32 planes; tables ``F_NO`` ``(2, NO, NO)``, ``Tw`` ``(2, NO, NI)``.
+    ``HAS_DOT`` also stores this tile's ``sum(x * dot)`` at ``dd_part[j, p * H + h]``.
+    """
+    pid = tl.program_id(0)
+    pair = pid // H
+    h = pid % H
+    time = tl.arange(0, NO)[:, None] * NI + tl.program_id(1) * T + tl.arange(0, T)[None, :]
+    base = (2 * pair.to(tl.int64) * H + h) * L
+    mask_r = time < L
+    mask_i = time < L - L * ((2 * pair + 1) // B)  # row 2p + 1 == B is past the batch
+    zr = tl.load(x_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
+    zi = tl.load(x_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+    if HAS_DOT:
+        vr = tl.load(dot_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
+        vi = tl.load(dot_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+        dot = tl.sum(tl.sum(zr * vr + zi * vi, axis=1), axis=0)
+        tl.store(dd_part_ptr + tl.program_id(1) * tl.num_programs(0) + pid, dot)
+    fr, fi = _load_table(fo_ptr, NO, NO)
+    zr, zi = _cmatmul(fr, fi, zr, zi, False, False, PRECISION)
+    wr, wi = _load_planes(tw_ptr, time, NO * NI)
+    zr, zi = zr * wr - zi * wi, zr * wi + zi * wr
+    out = s_ptr + pid.to(tl.int64) * (2 * NO * NI) + time
+    tl.store(out, zr)
+    tl.store(out + NO * NI, zi)
+
+
+@triton.jit
+def _inner_conv_kernel(s_ptr, sk_ptr, f1_ptr, f2_ptr, tw_ptr, H, n_pairs, pairs_per_program,
+                       NO: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr,
+                       CORRELATE: tl.constexpr, PRECISION: tl.constexpr):
+    """Outer pass 2 of the forward: one-pass filtering of the rows. Grid ``(H, NO, groups)``.
+
+    Row ``k1 = program_id(1)`` of ``S`` (``(pairs, H, 2, N)``, rows of ``NI = N1 * N2``) holds
+    a sequence whose DFT of size ``NI`` gives the frequencies ``k1 + NO * k2``: with
+    ``K = fft_NI(Sk[0, h, k1]) / N`` (conjugated if ``CORRELATE``) computed once, every pair
+    ``p`` of the group becomes ``S[p, h, k1] = ifft_NI(fft_NI(S[p, h, k1]) * K)``, in place.
+    """
+    h = tl.program_id(0)
+    p_start = tl.program_id(2) * pairs_per_program
+    p_end = tl.minimum(p_start + pairs_per_program, n_pairs)
+    offs = tl.program_id(1) * (N1 * N2) + tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
+    kr, ki = _load_planes(sk_ptr + h.to(tl.int64) * (2 * NO * N1 * N2), offs, NO * N1 * N2)
+    kr, ki = _spectrum(kr, ki, f1_ptr, f2_ptr, tw_ptr, N1, N2, NO * N1 * N2, CORRELATE,
+                       PRECISION)
+    for p in tl.range(p_start, p_end):
+        row = s_ptr + (p * H + h).to(tl.int64) * (2 * NO * N1 * N2) + offs
+        zr, zi = _load_planes(row, 0, NO * N1 * N2)
+        zr, zi = _filter(zr, zi, kr, ki, f1_ptr, f2_ptr, tw_ptr, N1, N2, PRECISION)
+        tl.store(row, zr)
+        tl.store(row + NO * N1 * N2, zi)
+
+
+@triton.jit
+def _inner_grad_kernel(su_ptr, sg_ptr, sk_ptr, sdk_ptr, f1_ptr, f2_ptr, tw_ptr,
+                       H, n_pairs, pairs_per_program,
+                       NO: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr,
+                       HAS_DU: tl.constexpr, PRECISION: tl.constexpr):
+    """Outer pass 2 of the backward. Grid ``(H, NO, groups)``; rows as in the forward.
+
+    With ``U = fft_NI(Su[p, h, k1])``, ``G = fft_NI(Sg[p, h, k1])``: the group's ``dk``
+    spectrum ``Sdk[g, h, k1] = ifft_NI(sum_p G * conj(U)) / N`` (``(groups, H, 2, N)``), and
+    with ``HAS_DU`` ``Sg[p, h, k1] = ifft_NI(G * conj(fft_NI(Sk[0, h, k1]))) / N`` in place.
+    """
+    h = tl.program_id(0)
+    g = tl.program_id(2)
+    p_start = g * pairs_per_program
+    p_end = tl.minimum(p_start + pairs_per_program, n_pairs)
+    offs = tl.program_id(1) * (N1 * N2) + tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
+    if HAS_DU:
+        kr, ki = _load_planes(sk_ptr + h.to(tl.int64) * (2 * NO * N1 * N2), offs, NO * N1 * N2)
+        kr, ki = _spectrum(kr, ki, f1_ptr, f2_ptr, tw_ptr, N1, N2, NO * N1 * N2, True, PRECISION)
+    acc_r = tl.zeros((N1, N2), tl.float32)
+    acc_i = tl.zeros((N1, N2), tl.float32)
+    for p in tl.range(p_start, p_end):
+        start = (p * H + h).to(tl.int64) * (2 * NO * N1 * N2)
+        ur, ui = _load_planes(su_ptr + start, offs, NO * N1 * N2)
+        gr, gi = _load_planes(sg_ptr + start, offs, NO * N1 * N2)
+        ur, ui = _dft(ur, ui, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
+        gr, gi = _dft(gr, gi, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
+        acc_r += gr * ur + gi * ui
+        acc_i += gi * ur - gr * ui
+        if HAS_DU:
+            gr, gi = gr * kr - gi * ki, gr * ki + gi * kr
+            gr, gi = _dft(gr, gi, f1_ptr, f2_ptr, tw_ptr, N1, N2, True, PRECISION)
+            tl.store(sg_ptr + start + offs, gr)
+            tl.store(sg_ptr + start + NO * N1 * N2 + offs, gi)
+    acc_r, acc_i = _dft(acc_r, acc_i, f1_ptr, f2_ptr, tw_ptr, N1, N2, True, PRECISION)
+    out = sdk_ptr + (g * H + h).to(tl.int64) * (2 * NO * N1 * N2) + offs
+    tl.store(out, acc_r * (1.0 / (NO * N1 * N2)))
+    tl.store(out + NO * N1 * N2, acc_i * (1.0 / (NO * N1 * N2)))
+
+
+@triton.jit
+def _outer_idft_kernel(s_ptr, out_ptr, skip_ptr, d_ptr, fo_ptr, tw_ptr, B, H, L,
+                       NO: tl.constexpr, NI: tl.constexpr, T: tl.constexpr,
+                       HAS_D: tl.constexpr, PRECISION: tl.constexpr):
+    """Outer pass 3: inverse DFTs of size ``NO`` down ``T`` columns. Grid ``(pairs * H, NI // T)``.
+
+    ``z[n1 * NI + n2] = sum_k1 w_NO^(-n1 k1) * w_N^(-k1 n2) * S[p, h, k1, n2]`` as
+    ``conj(F_NO) @ (S * conj(Tw))`` (``S`` already carries ``1 / N``); ``out[2p, h]`` gets the
+    real part and ``out[2p + 1, h]`` the imaginary part (first ``L`` samples, ``out``:
+    ``(B, H, L)``), plus ``D[h] * skip``.
+    """
+    pid = tl.program_id(0)
+    pair = pid // H
+    h = pid % H
+    time = tl.arange(0, NO)[:, None] * NI + tl.program_id(1) * T + tl.arange(0, T)[None, :]
+    sr, si = _load_planes(s_ptr + pid.to(tl.int64) * (2 * NO * NI), time, NO * NI)
+    wr, wi = _load_planes(tw_ptr, time, NO * NI)
+    sr, si = sr * wr + si * wi, si * wr - sr * wi
+    fr, fi = _load_table(fo_ptr, NO, NO)
+    zr, zi = _cmatmul(fr, fi, sr, si, True, False, PRECISION)
+    base = (2 * pair.to(tl.int64) * H + h) * L
+    mask_r = time < L
+    mask_i = time < L - L * ((2 * pair + 1) // B)  # row 2p + 1 == B is past the batch
+    if HAS_D:
+        d = tl.load(d_ptr + h).to(tl.float32)
+        zr += d * tl.load(skip_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
+        zi += d * tl.load(skip_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+    tl.store(out_ptr + base + time, zr, mask=mask_r)
+    tl.store(out_ptr + base + H * L + time, zi, mask=mask_i)
+
+
 # ----------------------------------------------------------------------------------------------
 # host code
-
-
-def _fft_size(n: int) -> int:
-    """The FFT size for a linear convolution of total length ``n``: a power of two, >= 256."""
-    return max(_MIN_SIZE, 1 << (n - 1).bit_length())
 
 
 def _factor(n: int) -> tuple[int, int]:
@@ -281,6 +586,13 @@ def _tables(n1: int, n2: int, device: torch.device) -> tuple[Tensor, Tensor, Ten
             _roots(n1, n2, n).to(device))
 
 
+@functools.lru_cache(maxsize=None)
+def _outer_tables(n_outer: int, n_inner: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The outer DFT matrix ``(2, NO, NO)`` and twiddles ``(2, NO, NI)`` of size ``NO * NI``."""
+    return (_roots(n_outer, n_outer, n_outer).to(device),
+            _roots(n_outer, n_inner, n_outer * n_inner).to(device))
+
+
 def _num_warps(n: int) -> int:
     return 8 if n >= 4096 else 4
 
@@ -293,10 +605,24 @@ def _precision(requested: str | None, result_dtype: torch.dtype) -> str:
     return "ieee" if result_dtype == torch.float32 else "tf32"
 
 
+def _more_accurate(a: str, b: str) -> str:
+    """The more accurate of two dot precisions (``"ieee"`` > ``"tf32x3"`` > ``"tf32"``)."""
+    return min(a, b, key=("ieee", "tf32x3", "tf32").index)
+
+
+def _plan_call(x: Tensor, Lk: int) -> tuple[int, int]:
+    """``(NO, NI)`` of :func:`_plan` for ``x`` ``(B, H, L)`` on its device (``supports`` passed)."""
+    plan = _device_plan(x.device, x.shape[-1] + Lk - 1)
+    if plan is None:
+        raise ValueError(f"long_conv backend 'butterfly' cannot run L = {x.shape[-1]}, "
+                         f"Lk = {Lk}: {supports(x, x[0, :, :Lk])[1]}")
+    return plan
+
+
 def _launch_config(x: Tensor, Lk: int) -> tuple[int, int, int, int]:
-    """``(n1, n2, pairs_per_program, groups)`` for ``x`` ``(B, H, L)`` and kernel length ``Lk``."""
+    """``(n1, n2, pairs_per_program, groups)`` of the one-pass kernels for ``x`` ``(B, H, L)``."""
     B, H, L = x.shape
-    n1, n2 = _factor(_fft_size(L + Lk - 1))
+    n1, n2 = _factor(_plan_call(x, Lk)[1])
     per_program, groups = _split_pairs((B + 1) // 2, 1, H, x.device)
     return n1, n2, per_program, groups
 
@@ -306,8 +632,10 @@ def _long_conv_fwd(x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
     """``conv(x, k) + D * x``, or ``corr(x, k) + D * x`` when ``correlate`` (the ``du``).
 
     ``x``: ``(B, H, L)``, ``k``: ``(H, Lk)``, ``D``: ``(H,)`` or None, all contiguous; returns
-    ``(B, H, L)`` in ``x``'s dtype.
+    ``(B, H, L)`` in ``x``'s dtype. Beyond the one-pass limit: :func:`_outer_conv`.
     """
+    if _plan_call(x, k.shape[-1])[0] > 1:
+        return _outer_conv(x, k, D, correlate, precision)
     B, H, L = x.shape
     n1, n2, per_program, groups = _launch_config(x, k.shape[-1])
     y = torch.empty_like(x)
@@ -321,7 +649,7 @@ def _long_conv_fwd(x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
 
 def _long_conv_dk(u: Tensor, dy: Tensor, Lk: int, with_d: bool,
                   precision: str) -> tuple[Tensor, Tensor | None]:
-    """``dk`` (``(H, Lk)`` float32) and, if ``with_d``, ``dD`` (``(H,)`` float32).
+    """``dk`` (``(H, Lk)`` float32) and, if ``with_d``, ``dD`` (``(H,)`` float32), one pass.
 
     ``u, dy``: ``(B, H, L)`` contiguous.
     """
@@ -335,6 +663,110 @@ def _long_conv_dk(u: Tensor, dy: Tensor, Lk: int, with_d: bool,
         num_stages=1,
     )
     return dk_part.sum(0), dd_part.sum(0) if with_d else None
+
+
+# outer path
+
+
+def _outer_dft(x: Tensor, n_outer: int, n_inner: int, precision: str,
+               dot: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Outer pass 1 over ``x`` (``(B, H, L)`` real rows): the scratch ``(pairs, H, 2, N)``
+    float32, and with ``dot`` (``(B, H, L)``) also ``sum(x * dot)`` over batch and time
+    (``(H,)``)."""
+    B, H, L = x.shape
+    pairs = (B + 1) // 2
+    cols = _OUTER_TILE // n_outer
+    s = torch.empty(pairs, H, 2, n_outer * n_inner, device=x.device, dtype=torch.float32)
+    dd_part = None
+    if dot is not None:
+        dd_part = torch.empty(n_inner // cols, pairs, H, device=x.device, dtype=torch.float32)
+    _outer_dft_kernel[(pairs * H, n_inner // cols)](
+        x, s, dot, dd_part, *_outer_tables(n_outer, n_inner, x.device), B, H, L,
+        NO=n_outer, NI=n_inner, T=cols, HAS_DOT=dot is not None, PRECISION=precision,
+        num_warps=_num_warps(n_outer * cols), num_stages=1,
+    )
+    return s, dd_part.sum((0, 1)) if dot is not None else None
+
+
+def _outer_idft(s: Tensor, out: Tensor, n_outer: int, n_inner: int, precision: str,
+                skip: Tensor | None = None, D: Tensor | None = None) -> None:
+    """Outer pass 3: ``out`` (``(B, H, L)``) from the scratch ``s`` (``(pairs, H, 2, N)``),
+    plus ``D * skip`` when ``D`` is given."""
+    B, H, L = out.shape
+    cols = _OUTER_TILE // n_outer
+    _outer_idft_kernel[(s.shape[0] * H, n_inner // cols)](
+        s, out, skip, D, *_outer_tables(n_outer, n_inner, out.device), B, H, L,
+        NO=n_outer, NI=n_inner, T=cols, HAS_D=D is not None, PRECISION=precision,
+        num_warps=_num_warps(n_outer * cols), num_stages=1,
+    )
+
+
+def _batch_chunks(B: int, H: int, n: int) -> list[tuple[int, int]]:
+    """Batch ranges ``[b0, b1)`` (even sizes but the last) whose scratch ``(pairs, H, 2, n)``
+    stays within ``_SCRATCH_BYTES``."""
+    pairs = max(1, _SCRATCH_BYTES // (H * 2 * n * 4))
+    return [(b0, min(B, b0 + 2 * pairs)) for b0 in range(0, B, 2 * pairs)]
+
+
+def _outer_conv(x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
+                precision: str) -> Tensor:
+    """:func:`_long_conv_fwd` on the outer path: passes 1, 2 and 3, batch chunk by chunk."""
+    B, H, L = x.shape
+    n_outer, n_inner = _plan_call(x, k.shape[-1])
+    n1, n2 = _factor(n_inner)
+    sk, _ = _outer_dft(k.unsqueeze(0), n_outer, n_inner, precision)
+    y = torch.empty_like(x)
+    for b0, b1 in _batch_chunks(B, H, n_outer * n_inner):
+        s, _ = _outer_dft(x[b0:b1], n_outer, n_inner, precision)
+        per_program, groups = _split_pairs(s.shape[0], 1, H * n_outer, x.device)
+        _inner_conv_kernel[(H, n_outer, groups)](
+            s, sk, *_tables(n1, n2, x.device), H, s.shape[0], per_program,
+            NO=n_outer, N1=n1, N2=n2, CORRELATE=correlate, PRECISION=precision,
+            num_warps=_num_warps(n_inner), num_stages=1,
+        )
+        _outer_idft(s, y[b0:b1], n_outer, n_inner, precision, skip=x[b0:b1], D=D)
+    return y
+
+
+def _outer_grads(u: Tensor, k: Tensor, D: Tensor | None, dy: Tensor, want_du: bool,
+                 precision_u: str, precision_k: str
+                 ) -> tuple[Tensor | None, Tensor, Tensor | None]:
+    """``du`` (``(B, H, L)`` in ``u``'s dtype, if ``want_du``), ``dk`` (``(H, Lk)`` float32) and
+    ``dD`` (``(H,)`` float32, if ``D`` is given) on the outer path. ``u, dy`` contiguous.
+
+    The transforms of ``u`` and ``dy`` serve both ``du`` and ``dk`` and use the more accurate
+    of ``precision_u`` (``du``'s) and ``precision_k`` (``dk``'s).
+    """
+    B, H, L = u.shape
+    Lk = k.shape[-1]
+    n_outer, n_inner = _plan_call(u, Lk)
+    n = n_outer * n_inner
+    n1, n2 = _factor(n_inner)
+    shared = _more_accurate(precision_u, precision_k) if want_du else precision_k
+    sk = _outer_dft(k.unsqueeze(0), n_outer, n_inner, shared)[0] if want_du else None
+    du = torch.empty_like(dy) if want_du else None
+    sdk = dD = None
+    for b0, b1 in _batch_chunks(B, H, n):
+        su, _ = _outer_dft(u[b0:b1], n_outer, n_inner, shared)
+        sg, dd = _outer_dft(dy[b0:b1], n_outer, n_inner, shared,
+                            dot=u[b0:b1] if D is not None else None)
+        per_program, groups = _split_pairs(su.shape[0], 1, H * n_outer, u.device)
+        part = torch.empty(groups, H, 2, n, device=u.device, dtype=torch.float32)
+        _inner_grad_kernel[(H, n_outer, groups)](
+            su, sg, sk, part, *_tables(n1, n2, u.device), H, su.shape[0], per_program,
+            NO=n_outer, N1=n1, N2=n2, HAS_DU=want_du, PRECISION=shared,
+            num_warps=_num_warps(n_inner), num_stages=1,
+        )
+        del su
+        part = part.sum(0, keepdim=True) if groups > 1 else part
+        sdk = part if sdk is None else sdk.add_(part)
+        if D is not None:
+            dD = dd if dD is None else dD + dd
+        if want_du:
+            _outer_idft(sg, du[b0:b1], n_outer, n_inner, precision_u, skip=dy[b0:b1], D=D)
+    dk = torch.empty(1, H, Lk, device=u.device, dtype=torch.float32)
+    _outer_idft(sdk, dk, n_outer, n_inner, precision_k)
+    return du, dk[0], dD
 
 
 class LongConvFunction(torch.autograd.Function):
@@ -356,12 +788,19 @@ class LongConvFunction(torch.autograd.Function):
     def backward(ctx, dy: Tensor):
         u, k, D = ctx.saved_tensors
         dy = dy.contiguous()
+        want_du = ctx.needs_input_grad[0]
+        want_dk = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        precision_u = _precision(ctx.precision, u.dtype)
+        precision_k = _precision(ctx.precision, k.dtype)
         du = dk = dD = None
-        if ctx.needs_input_grad[0]:
-            du = _long_conv_fwd(dy, k, D, True, _precision(ctx.precision, u.dtype))
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            dk, dD = _long_conv_dk(u, dy, k.shape[-1], D is not None,
-                                   _precision(ctx.precision, k.dtype))
+        if want_dk and _plan_call(u, k.shape[-1])[0] > 1:
+            du, dk, dD = _outer_grads(u, k, D, dy, want_du, precision_u, precision_k)
+        else:
+            if want_du:
+                du = _long_conv_fwd(dy, k, D, True, precision_u)
+            if want_dk:
+                dk, dD = _long_conv_dk(u, dy, k.shape[-1], D is not None, precision_k)
+        if want_dk:
             dk = dk.to(k.dtype) if ctx.needs_input_grad[1] else None
             dD = dD.to(D.dtype) if ctx.needs_input_grad[2] else None
         return du, dk, dD, None
@@ -369,14 +808,15 @@ class LongConvFunction(torch.autograd.Function):
 
 def butterfly_long_conv(u: Tensor, k: Tensor, D: Tensor | None = None, *,
                         input_precision: str | None = None) -> Tensor:
-    """Causal linear convolution with on-chip Monarch (DFT-matrix) FFTs; the ``"butterfly"``
-    backend of ``long_conv``.
+    """Causal linear convolution with Monarch (DFT-matrix) FFTs; the ``"butterfly"`` backend of
+    ``long_conv``. On chip in one pass up to the one-pass limit, through an outer pass beyond.
 
     ``y[b, h, t] = sum_{s <= t, t - s < Lk} k[h, t - s] * u[b, h, s] + D[h] * u[b, h, t]``
 
     Args:
         u: ``(B, H, L)``, float32/bfloat16/float16, any strides (copied once if not contiguous).
-        k: ``(H, Lk)`` with ``1 <= Lk <= L`` and ``L + Lk - 1 <= 4096``; float32/bfloat16/float16.
+        k: ``(H, Lk)`` with ``1 <= Lk <= L`` and ``L + Lk - 1 <=`` :func:`max_size` (262144 on
+            A100/H100, 131072 on ~100 KB-per-block GPUs); float32/bfloat16/float16.
         D: ``(H,)`` or None.
         input_precision: precision of the ``tl.dot`` products, one of :data:`PRECISIONS`;
             by default chosen per result: ``"ieee"`` where it is float32 (``y`` and ``du``
