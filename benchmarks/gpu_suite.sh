@@ -1,55 +1,60 @@
 #!/usr/bin/env bash
-# The GPU checks of the Triton backends ("fft", "butterfly", scan), in one call on a CUDA machine
-# (at most ~9.5 min by the timeouts below; the device tool allows 10 min per call):
-#   PYTHONPATH=. bash benchmarks/gpu_suite.sh
-# 1. the fft GPU tests at real sizes (tests/ops/test_conv_fft_gpu.py), compiled, no interpreter;
-# 2. the speed table of every backend against "torch" (benchmarks/speed/conv.py);
-# 3. the linear_scan speed table (benchmarks/speed/scan.py, triton columns on CUDA);
-# 4. every `gpu` or `triton` test under tests/ops compiled on the GPU (butterfly GPU tests included;
-#    compiling the large butterfly kernels takes 15-55 s each, so this step may hit its timeout:
-#    rerun it alone if so).
-# `bash benchmarks/gpu_suite.sh native` runs instead (about 3 min): the native extension built with
-# its CUDA kernels (nvcc), the vandermonde CUDA tests, and a CUDA timing of vandermonde against
-# the "torch" backend.
-# At most 8 files land in $OUT (the device tool brings back 8).
-# Logs, CSV and Markdown go to $OUT (default benchmarks/results/gpu_suite); copy the
-# conv_<device>.{csv,md} tables into benchmarks/results/ to keep them.
+# The GPU checks and benchmarks, in parts that each fit one device call (<= 10 min):
+#   PYTHONPATH=. bash benchmarks/gpu_suite.sh            # = triton (about 6 min)
+#   PYTHONPATH=. bash benchmarks/gpu_suite.sh butterfly  # about 8 min, mostly Triton compiles
+#   PYTHONPATH=. bash benchmarks/gpu_suite.sh native     # about 3 min
+# triton:    the fft GPU tests at real sizes, compiled (tests/ops/test_conv_fft_gpu.py); the speed
+#            table of every long_conv backend against "torch" (benchmarks/speed/conv.py); the
+#            linear_scan speed table (benchmarks/speed/scan.py, triton columns on CUDA); the Triton
+#            scan tests compiled.
+# butterfly: the butterfly GPU tests (one-pass and outer pass, compiled; the first compile of the
+#            large 64x64 kernels takes up to ~75 s each), then the butterfly interpreter tests
+#            compiled on the GPU.
+# native:    the native extension built with its CUDA kernels (nvcc), the vandermonde CUDA tests,
+#            and kernel generation timed against the "torch" backend on CUDA.
+# Logs, CSV and Markdown go to $OUT (default benchmarks/results/gpu_suite), at most 8 files per part
+# (the device tool brings back 8); copy the *_cuda / conv_<device> tables into benchmarks/results/.
 set -uo pipefail
 OUT=${OUT:-benchmarks/results/gpu_suite}
+PART=${1:-triton}
 mkdir -p "$OUT"
 export TRITON_INTERPRET=0 TRITON_DEFAULT_FP_FUSION=${TRITON_DEFAULT_FP_FUSION:-1}
 status=0
-if [ "${1:-triton}" = "native" ]; then
-    timeout 300 python -m seqlayers._native build 2>&1 | tee "$OUT/native_build.log"
+
+step() {  # step SECONDS LOG command...: run with a timeout, tee its output, remember failures
+    local seconds=$1 log=$2
+    shift 2
+    timeout "$seconds" "$@" 2>&1 | tee "$OUT/$log"
     status=$((status | PIPESTATUS[0]))
-    timeout 120 python -m pytest -p no:cacheprovider tests/ops/test_vandermonde_native_gpu.py -q -rs \
-        --durations=5 2>&1 | tee "$OUT/pytest_native_gpu.log"
-    status=$((status | PIPESTATUS[0]))
-    timeout 120 python benchmarks/speed/kernel_gen.py --device cuda --backends torch native \
-        --markdown "$OUT/kernel_gen_cuda.md" 2>&1 | tee "$OUT/bench_kernel_gen.log"
-    status=$((status | PIPESTATUS[0]))
-    echo "gpu_suite native exit status: $status" | tee -a "$OUT/native_build.log"
-    exit "$status"
-fi
+}
+
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
-} 2>&1 | tee "$OUT/env.log"
+} 2>&1 | tee "$OUT/env_$PART.log"
 
-timeout 120 python -m pytest -p no:cacheprovider tests/ops/test_conv_fft_gpu.py -q -rs \
-    --durations=10 2>&1 | tee "$OUT/pytest_fft_gpu.log"
-status=$((status | PIPESTATUS[0]))
+case "$PART" in
+triton)
+    step 120 pytest_fft_gpu.log python -m pytest -p no:cacheprovider tests/ops/test_conv_fft_gpu.py -q -rs --durations=10
+    step 180 bench_conv.log python benchmarks/speed/conv.py --out "$OUT"
+    step 60 bench_scan.log python benchmarks/speed/scan.py
+    cp benchmarks/results/scan_cuda.md "$OUT/" 2>/dev/null
+    step 90 pytest_scan_triton.log python -m pytest -p no:cacheprovider tests/ops/test_scan_triton.py -q -rs
+    ;;
+butterfly)
+    step 420 pytest_butterfly_gpu.log python -m pytest -p no:cacheprovider tests/ops/test_conv_butterfly_gpu.py -q -rs --durations=10
+    step 120 pytest_butterfly.log python -m pytest -p no:cacheprovider tests/ops/test_conv_butterfly.py -q -rs -x
+    ;;
+native)
+    step 300 native_build.log python -m seqlayers._native build
+    step 120 pytest_native_gpu.log python -m pytest -p no:cacheprovider tests/ops/test_vandermonde_native_gpu.py -q -rs --durations=5
+    step 120 bench_kernel_gen.log python benchmarks/speed/kernel_gen.py --device cuda --backends torch native --markdown "$OUT/kernel_gen_cuda.md"
+    ;;
+*)
+    echo "unknown part $PART; expected triton, butterfly or native" >&2
+    exit 2
+    ;;
+esac
 
-timeout 180 python benchmarks/speed/conv.py --out "$OUT" 2>&1 | tee "$OUT/bench_conv.log"
-status=$((status | PIPESTATUS[0]))
-
-timeout 60 python benchmarks/speed/scan.py 2>&1 | tee "$OUT/bench_scan.log"
-status=$((status | PIPESTATUS[0]))
-cp benchmarks/results/scan_cuda.md "$OUT/" 2>/dev/null
-
-timeout 210 python -m pytest -p no:cacheprovider -m "gpu or triton" tests/ops -q -rs \
-    --durations=10 2>&1 | tee "$OUT/pytest_gpu_triton.log"
-status=$((status | PIPESTATUS[0]))
-
-echo "gpu_suite exit status: $status" | tee -a "$OUT/env.log"
+echo "gpu_suite $PART exit status: $status" | tee -a "$OUT/env_$PART.log"
 exit "$status"
