@@ -7,12 +7,15 @@ A task file (``configs/<task>.yaml``) has the sections::
     common:  {model: ..., optim: ..., train: ..., pretrain: ...}   # shared by every model
     models:  {s4d: {...}, s5: {...}, sgconv: {...}, longconv: {...}}  # the paper settings
     smoke:   {data: ..., model: ..., train: ..., models: {s5: {...}}}   # a tiny, fast variant
+    small:   {...}                                  # a CPU-sized variant (minutes), same layout
 
 :func:`resolve` merges, later winning: :data:`DEFAULTS`, ``data``, ``common``,
-``models[<model>]``, ``smoke`` then ``smoke.models[<model>]`` (preset ``smoke`` only), an optional user YAML with the resolved
-layout (``--config``), then ``--set section.key=value`` overrides. Every key must already exist
-(a typo is an error naming the known keys), except inside ``model.layer_kwargs`` (passed to the
-layer, which checks them) and ``data.generate``.
+``models[<model>]``, then for presets ``smoke`` and ``small`` the preset's section and its
+``models[<model>]``, an optional user YAML with the resolved layout (``--config``), then
+``--set section.key=value`` overrides. Every key must already exist (a typo is an error naming
+the known keys), except inside ``model.layer_kwargs`` (passed to the layer, which checks them)
+and ``data.generate``. Every value must have the type of its default (:func:`check`), so a
+wrong-typed value fails before any data is read.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 MODELS = ("s4d", "s5", "sgconv", "longconv")
-PRESETS = ("smoke", "paper")
+PRESETS = ("smoke", "small", "paper")
 OPEN_SECTIONS = ("model.layer_kwargs", "data.generate")
 
 DEFAULTS = {
@@ -33,7 +36,8 @@ DEFAULTS = {
     "preset": None,
     "data": {
         "l_max": None,          # token tasks: longest sequence (per document); pixel tasks: set by the data
-        "difficulty": "curv_contour_length_14",   # Pathfinder family
+        "difficulty": "curv_contour_length_14",   # Pathfinder family: the release split read
+        "resolution": 0,        # Pathfinder family: image side read from pathfinder<side>/; 0: the task's
         "num_workers": 0,       # DataLoader worker processes
         "generate": {},         # generator settings, used without --data-dir
     },
@@ -58,8 +62,9 @@ DEFAULTS = {
         "epochs": 1,
         "eval_every": 0,        # steps between validations; 0: once per epoch
         "log_every": 100,       # steps between training-loss lines
-        "amp": False,           # bfloat16 autocast on CUDA
+        "amp": True,            # bfloat16 autocast on CUDA (ignored on the CPU)
         "cpu_threads": 0,       # torch.set_num_threads on the CPU; 0 keeps torch's default
+        "checkpoint": True,     # write last.pt at every evaluation (needed by --resume)
     },
     "pretrain": {
         "mask_ratio": 0.15,     # masked denoising (bidirectional models)
@@ -125,6 +130,9 @@ def resolve(task: str, model: str, preset: str, config_file: str | Path | None =
         raise ValueError(f"unknown model {model!r}; expected one of {list(MODELS)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {list(PRESETS)}")
+    tasks = sorted(path.stem for path in CONFIG_DIR.glob("*.yaml"))
+    if task not in tasks:
+        raise ValueError(f"unknown task {task!r}; expected one of {tasks}")
     task_file = CONFIG_DIR / f"{task}.yaml"
     spec = read_yaml(task_file)
     if spec.get("task") != task:
@@ -135,10 +143,12 @@ def resolve(task: str, model: str, preset: str, config_file: str | Path | None =
     merge(cfg, {"task": task, "model_name": model, "preset": preset, "data": spec.get("data", {})})
     merge(cfg, spec.get("common", {}))
     merge(cfg, spec["models"][model])
-    if preset == "smoke":
-        smoke = dict(spec.get("smoke", {}))
-        per_model = smoke.pop("models", {})
-        merge(cfg, smoke)
+    if preset != "paper":
+        if preset not in spec:
+            raise KeyError(f"{task_file} has no {preset!r} section for --preset {preset}")
+        section = dict(spec[preset] or {})
+        per_model = section.pop("models", {})
+        merge(cfg, section)
         merge(cfg, per_model.get(model, {}))
     if config_file is not None:
         user = read_yaml(Path(config_file))
@@ -152,8 +162,33 @@ def resolve(task: str, model: str, preset: str, config_file: str | Path | None =
     return cfg
 
 
+def check_types(cfg: dict, defaults: dict = DEFAULTS, where: str = "") -> None:
+    """Raise TypeError when a value's type differs from its default's (an int is a valid float).
+
+    Keys whose default is ``None`` or an open section are not checked here.
+    """
+    for key, default in defaults.items():
+        path = f"{where}.{key}" if where else key
+        value = cfg[key]
+        if isinstance(default, dict):
+            if path not in OPEN_SECTIONS:
+                check_types(value, default, path)
+            elif not isinstance(value, dict):
+                raise TypeError(f"config key {path!r} must be a mapping, got {value!r}")
+            continue
+        if default is None:
+            continue
+        expected = (int, float) if type(default) is float else type(default)
+        if isinstance(value, bool) is not isinstance(default, bool) or not isinstance(value, expected):
+            raise TypeError(f"config key {path!r} must be a {type(default).__name__} "
+                            f"(like its default {default!r}), got {value!r} ({type(value).__name__})")
+
+
 def check(cfg: dict) -> None:
-    """Range checks that would otherwise fail late or silently."""
+    """Type checks against :data:`DEFAULTS`, then range checks that would otherwise fail late or silently."""
+    check_types(cfg)
+    if cfg["data"]["l_max"] is not None and (not isinstance(cfg["data"]["l_max"], int) or cfg["data"]["l_max"] < 1):
+        raise TypeError(f"config key 'data.l_max' must be a positive int, got {cfg['data']['l_max']!r}")
     train, optim = cfg["train"], cfg["optim"]
     for key in ("batch_size", "epochs"):
         if not isinstance(train[key], int) or train[key] < 1:

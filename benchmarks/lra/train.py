@@ -1,7 +1,9 @@
 """Train a seqlayers model on a Long Range Arena task (or self-pretrain it on the task's inputs).
 
     python benchmarks/lra/train.py --task listops --preset smoke                  # generated data, CPU
+    python benchmarks/lra/train.py --task digits --model sgconv --preset small --out runs/digits
     python benchmarks/lra/train.py --task image --model s5 --data-dir /data/lra --out runs/image
+    python benchmarks/lra/train.py --task image --model s5 --data-dir /data/lra --out runs/image --resume
     python benchmarks/lra/train.py --task listops --pretrain --out runs/spt      # self-pretraining
     python benchmarks/lra/train.py --task listops --init-from runs/spt/best.pt --out runs/ft
     torchrun --nproc_per_node 8 benchmarks/lra/train.py --task pathx --data-dir /data/lra
@@ -10,16 +12,27 @@ Settings come from ``configs/<task>.yaml`` for the chosen ``--model`` and ``--pr
 ``--config FILE`` and ``--set section.key=value`` (see ``config.py``). AdamW over
 ``seqlayers.optim.param_groups`` (SSM and kernel parameters keep their own lr and weight decay
 0), linear warmup then cosine decay, validation every epoch (or ``train.eval_every`` steps),
-the best-validation weights kept (``best.pt``) and tested. ``--out`` receives ``metrics.json``
-(task, model, val_acc, test_acc, steps, seconds, the config, ...), ``config.yaml`` and
-``best.pt``. Under torchrun (WORLD_SIZE > 1) the model runs in DistributedDataParallel with a
-DistributedSampler; rank 0 logs and writes.
+the best-validation weights kept (``best.pt``) and tested next to the majority-class baseline.
+``--out`` receives ``metrics.json`` (task, model, val_acc, test_acc, steps, seconds, parameters,
+majority-class accuracies, the config, ...), ``config.yaml``, ``best.pt``, ``last.pt`` (written
+at every evaluation, for ``--resume``), ``log.csv`` (one row per evaluation) and ``curves.png``
+(needs matplotlib). Checkpoints are written atomically (a temporary file, then a rename).
+
+``--resume`` continues from ``last.pt`` exactly: the model, optimizer, schedule, random state,
+best-so-far and the position inside the epoch are restored, and each epoch's shuffle depends only
+on ``(seed, epoch)``, so on the CPU a resumed run ends with the metrics of an uninterrupted one.
+``--stop-after N`` ends a run after N steps (writing ``last.pt``) without shortening its schedule.
+
+Under torchrun (WORLD_SIZE > 1) the model runs in DistributedDataParallel; each step's global
+batch is the same as on one process, each process taking every ``world``-th example of it
+(:class:`StepSampler`); rank 0 logs and writes.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import csv
 import json
 import math
 import os
@@ -35,12 +48,15 @@ import torch.distributed as dist
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Sampler
 
 import seqlayers
 from benchmarks.lra import config as config_lib
 from benchmarks.lra import models, objectives
 from benchmarks.lra.data import TASKS, TaskData, build_task
+from benchmarks.lra.data.common import labels_of
+
+LOG_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_acc", "seconds")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,12 +77,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pretrain", action="store_true",
                         help="self-pretrain on the training inputs (next token if causal, masked denoising if bidirectional)")
     parser.add_argument("--init-from", metavar="CKPT", help="start from a checkpoint's backbone, dropping its head")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    parser.add_argument("--stop-after", type=int, metavar="STEPS",
+                        help="stop after this many steps in all, keeping the full schedule (continue with --resume)")
     args = parser.parse_args(argv)
-    if args.max_steps is not None and args.max_steps < 1:
-        parser.error(f"--max-steps must be >= 1, got {args.max_steps}")
+    for flag in ("max_steps", "stop_after"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.resume and not args.out:
+        parser.error("--resume needs --out (the run directory holding last.pt)")
+    if args.resume and not (Path(args.out) / "last.pt").is_file():
+        parser.error(f"--resume: no checkpoint {Path(args.out) / 'last.pt'} (written by a run with --out)")
     if args.init_from and not Path(args.init_from).is_file():
         parser.error(f"--init-from {args.init_from}: no such checkpoint file (expected a best.pt written by --out)")
     return args
+
+
+class StepSampler(Sampler):
+    """Training batches of one process: ``(seed, epoch)``-seeded shuffles cut into global batches.
+
+    Each epoch permutes the ``n`` examples with a generator seeded by ``seed + epoch`` and cuts
+    the permutation into ``n // global_batch`` global batches (the rest is dropped; a dataset
+    smaller than one batch is one batch). Process ``rank`` takes every ``world``-th example of
+    each, so the ``world`` processes together see exactly the batch one process would.
+    :meth:`set_epoch` selects the epoch and how many of its steps to skip (resuming).
+    """
+
+    def __init__(self, n: int, global_batch: int, rank: int, world: int, seed: int) -> None:
+        self.n, self.batch = n, min(global_batch, n)
+        self.rank, self.world, self.seed = rank, world, seed
+        if self.batch % world:
+            raise ValueError(f"a global batch of {self.batch} examples does not split over {world} processes")
+        self.steps = n // self.batch
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Iterate over ``epoch``'s batches from step ``skip`` on."""
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        for step in range(self.skip, self.steps):
+            yield order[step * self.batch : (step + 1) * self.batch][self.rank :: self.world].tolist()
+
+    def __len__(self) -> int:
+        return self.steps - self.skip
 
 
 class ShardSampler(Sampler):
@@ -119,8 +175,10 @@ class Runtime:
             print(message, flush=True)
 
     def close(self) -> None:
-        """Tear down the process group, if any."""
+        """Tear down the process group, if any, once every process got here (a gloo peer that
+        leaves while another still holds its connections can abort that one)."""
         if self.world > 1:
+            dist.barrier()
             dist.destroy_process_group()
 
 
@@ -130,7 +188,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 def loaders(cfg: dict, data: TaskData, rt: Runtime, seed: int) -> tuple:
-    """Train, val and test DataLoaders and the train DistributedSampler (``None`` on one process).
+    """Train, val and test DataLoaders and the training :class:`StepSampler`.
 
     Each process gets ``batch_size / world`` training examples per step; evaluation shards each
     split so that every example is seen exactly once over all processes.
@@ -138,12 +196,12 @@ def loaders(cfg: dict, data: TaskData, rt: Runtime, seed: int) -> tuple:
     batch_size, eval_batch = cfg["train"]["batch_size"], cfg["train"]["eval_batch_size"] or cfg["train"]["batch_size"]
     if batch_size % rt.world:
         raise ValueError(f"train.batch_size={batch_size} must be divisible by the number of processes ({rt.world})")
+    # A generator of their own keeps the loaders from drawing on torch's global random state
+    # (each new iterator draws a seed), which dropout and the masks use: resuming stays exact.
     common = {"collate_fn": data.collate, "num_workers": cfg["data"]["num_workers"],
-              "pin_memory": rt.device.type == "cuda"}
-    sampler = DistributedSampler(data.train, rt.world, rt.rank, shuffle=True, seed=seed) if rt.world > 1 else None
-    generator = torch.Generator().manual_seed(seed)
-    train = DataLoader(data.train, batch_size // rt.world, shuffle=sampler is None, sampler=sampler,
-                       drop_last=len(data.train) >= batch_size, generator=generator, **common)
+              "pin_memory": rt.device.type == "cuda", "generator": torch.Generator().manual_seed(seed)}
+    sampler = StepSampler(len(data.train), batch_size, rt.rank, rt.world, seed)
+    train = DataLoader(data.train, batch_sampler=sampler, **common)
     per_rank_eval = max(1, eval_batch // rt.world)
     val, test = (DataLoader(ds, per_rank_eval, sampler=ShardSampler(len(ds), rt.rank, rt.world), **common)
                  for ds in (data.val, data.test))
@@ -222,6 +280,116 @@ def train(args: argparse.Namespace) -> dict:
         rt.close()
 
 
+def save_atomic(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def majority_baseline(data: TaskData) -> dict:
+    """The most frequent training label and the accuracy of always predicting it on val and test."""
+    train_labels = labels_of(data.train)
+    majority = int(torch.bincount(train_labels, minlength=data.n_classes).argmax())
+    accs = {name: float((labels_of(ds) == majority).float().mean()) if len(ds) else None
+            for name, ds in (("val", data.val), ("test", data.test))}
+    return {"class": majority, "val_acc": accs["val"], "test_acc": accs["test"]}
+
+
+def progress_bar(total: int, initial: int, enabled: bool):
+    """A tqdm bar over the steps on a terminal (``None`` without tqdm, off rank 0, or off a TTY)."""
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=None)
+
+
+class CsvLog:
+    """``log.csv`` in the run directory: one row of :data:`LOG_FIELDS` per evaluation."""
+
+    def __init__(self, path: Path | None, resume_step: int | None) -> None:
+        self.path = path
+        if path is None:
+            return
+        rows = []
+        if resume_step is not None and path.is_file():   # keep the rows up to the checkpoint
+            with open(path, newline="") as f:
+                rows = [row for row in csv.DictReader(f) if int(row["step"]) <= resume_step]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def add(self, **row) -> None:
+        """Append one row (missing fields stay empty)."""
+        if self.path is not None:
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, LOG_FIELDS).writerow(row)
+
+
+def plot_curves(log_path: Path, out_path: Path, title: str) -> bool:
+    """Plot ``log.csv``'s losses and validation accuracy against the step into ``out_path``.
+
+    Returns False (and draws nothing) when matplotlib is missing or the log has no rows.
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    with open(log_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return False
+    steps = [int(r["step"]) for r in rows]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in ("train_loss", "val_loss"):
+        ax_loss.plot(steps, [float(r[key]) if r[key] else math.nan for r in rows], marker=".", label=key)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    ax_acc.plot(steps, [float(r["val_acc"]) if r["val_acc"] else math.nan for r in rows], marker=".")
+    ax_acc.set_xlabel("step")
+    ax_acc.set_ylabel("validation accuracy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def rng_state(device: torch.device) -> dict:
+    """The random state a resumed run must restore (dropout, training masks)."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    """Inverse of :func:`rng_state`."""
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def config_differences(saved: dict, current: dict, where: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs."""
+    diffs = []
+    for key in sorted(set(saved) | set(current)):
+        path = f"{where}.{key}" if where else key
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, path)
+        elif a != b:
+            diffs.append(f"{path}: {a!r} -> {b!r}")
+    return diffs
+
+
 def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
     """The body of :func:`train` once the config and the runtime exist."""
     torch.manual_seed(args.seed)
@@ -241,12 +409,14 @@ def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
 
     train_loader, val_loader, test_loader, sampler = loaders(cfg, data, rt, args.seed)
     epochs = (cfg["pretrain"]["epochs"] or cfg["train"]["epochs"]) if args.pretrain else cfg["train"]["epochs"]
-    total_steps = epochs * len(train_loader)
+    steps_per_epoch = sampler.steps
+    total_steps = epochs * steps_per_epoch
     if total_steps == 0:
         raise ValueError(f"no training batches: {len(data.train)} training examples, batch_size {cfg['train']['batch_size']}")
     if args.max_steps is not None:
         total_steps = min(total_steps, args.max_steps)
-    eval_every = cfg["train"]["eval_every"] or len(train_loader)
+    stop = min(total_steps, args.stop_after or total_steps)
+    eval_every = cfg["train"]["eval_every"] or steps_per_epoch
     optim_cfg = cfg["optim"]
     optimizer = torch.optim.AdamW(
         seqlayers.optim.param_groups(model, lr=optim_cfg["lr"], weight_decay=optim_cfg["weight_decay"]))
@@ -255,15 +425,47 @@ def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
         if rt.world > 1 else model
     amp = bool(cfg["train"]["amp"]) and rt.device.type == "cuda"
     out_dir = Path(args.out) if args.out else None
-    if out_dir is not None and rt.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    writes = out_dir is not None and rt.main
+    baseline = None if args.pretrain else majority_baseline(data)
 
     # Pretraining keeps the lowest validation loss; classification the highest accuracy.
-    best_score, best_state, step, epoch = -math.inf, None, 0, 0
-    while step < total_steps:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+    best = {"score": -math.inf, "val": None, "state": None}
+    step, elapsed_before, loss_sum, loss_count = 0, 0.0, 0.0, 0
+    if args.resume:
+        ckpt = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=True)
+        diffs = config_differences(ckpt["config"], cfg)
+        if diffs or ckpt["total_steps"] != total_steps or ckpt["objective"] != objective.name:
+            raise ValueError(f"--resume: {out_dir / 'last.pt'} belongs to another run "
+                             f"(config differences {diffs[:5]}, {ckpt['total_steps']} vs {total_steps} "
+                             f"steps, objective {ckpt['objective']} vs {objective.name})")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"], rt.device)
+        best, step, elapsed_before = ckpt["best"], ckpt["step"], ckpt["seconds"]
+        loss_sum, loss_count = ckpt["loss_sum"], ckpt["loss_count"]
+        rt.log(f"resumed from {out_dir / 'last.pt'} at step {step}/{total_steps}")
+    if writes:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    log = CsvLog(out_dir / "log.csv" if writes else None, step if args.resume else None)
+
+    def seconds() -> float:
+        return elapsed_before + time.time() - start
+
+    def checkpoint() -> None:
+        if writes and cfg["train"]["checkpoint"]:
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "rng": rng_state(rt.device), "best": best,
+                         "step": step, "total_steps": total_steps, "seconds": seconds(), "loss_sum": loss_sum,
+                         "loss_count": loss_count, "config": cfg, "objective": objective.name},
+                        out_dir / "last.pt")
+
+    bar = progress_bar(total_steps, step, rt.main)
+    say = bar.write if bar is not None else rt.log
+    while step < stop:
+        epoch, skip = divmod(step, steps_per_epoch)
+        sampler.set_epoch(epoch, skip)
         for batch in train_loader:
             net.train()
             with torch.autocast(rt.device.type, torch.bfloat16, enabled=amp):
@@ -275,40 +477,65 @@ def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
             optimizer.step()
             scheduler.step()
             step += 1
+            loss_sum, loss_count = loss_sum + out.loss.item(), loss_count + 1
+            if bar is not None:
+                bar.update()
+                bar.set_postfix(loss=f"{out.loss.item():.4f}", refresh=False)
             if step % cfg["train"]["log_every"] == 0:
-                rt.log(f"step {step}/{total_steps}  loss {out.loss.item():.4f}  "
-                       f"lr {scheduler.get_last_lr()[0]:.2e}  {time.time() - start:.1f} s")
+                say(f"step {step}/{total_steps}  loss {out.loss.item():.4f}  "
+                    f"lr {scheduler.get_last_lr()[0]:.2e}  {seconds():.1f} s")
             if step % eval_every == 0 or step == total_steps:
                 val = evaluate(model, val_loader, objective, rt, amp)
+                train_loss = rt.sum(torch.tensor(loss_sum), torch.tensor(float(loss_count)))
+                train_loss = train_loss[0] / max(train_loss[1], 1.0)
+                loss_sum, loss_count = 0.0, 0
                 score = -val["loss"] if args.pretrain else val["acc"]
-                improved = score > best_score
+                improved = score > best["score"]
                 if improved:
-                    best_score, best_val = score, val
-                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-                    if out_dir is not None and rt.main:
-                        torch.save({"model": best_state, "config": cfg, "step": step, "objective": objective.name},
-                                   out_dir / "best.pt")
+                    state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                    best = {"score": score, "val": val, "state": state}
+                    if writes:
+                        save_atomic({"model": state, "config": cfg, "step": step, "objective": objective.name},
+                                    out_dir / "best.pt")
+                log.add(step=step, epoch=f"{step / steps_per_epoch:.3f}", lr=f"{scheduler.get_last_lr()[0]:.6g}",
+                        train_loss=f"{train_loss:.6f}", val_loss=f"{val['loss']:.6f}",
+                        val_acc="" if val["acc"] is None else f"{val['acc']:.6f}", seconds=f"{seconds():.2f}")
+                checkpoint()
                 acc = "" if val["acc"] is None else f"  val_acc {val['acc']:.4f}"
-                rt.log(f"step {step}/{total_steps}  val_loss {val['loss']:.4f}{acc}"
-                       f"{'  (best)' if improved else ''}  {time.time() - start:.1f} s")
-            if step >= total_steps:
+                say(f"step {step}/{total_steps}  train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}{acc}"
+                    f"{'  (best)' if improved else ''}  {seconds():.1f} s")
+            if step >= stop:
                 break
-        epoch += 1
+    if bar is not None:
+        bar.close()
+    if step < total_steps:
+        checkpoint()
+        rt.log(f"stopped after {step}/{total_steps} steps ({seconds():.1f} s); continue with --resume")
+        return {"task": args.task, "model": args.model, "objective": objective.name, "steps": step, "stopped": True}
 
-    model.load_state_dict(best_state)
+    model.load_state_dict(best["state"])
     test = evaluate(model, test_loader, objective, rt, amp)
+    best_val = best["val"]
     metrics = {
         "task": args.task, "model": args.model, "objective": objective.name, "preset": args.preset,
         "val_acc": best_val["acc"], "test_acc": test["acc"], "val_loss": best_val["loss"], "test_loss": test["loss"],
-        "steps": step, "seconds": round(time.time() - start, 2), "data": data.source,
+        "majority_class": None if baseline is None else baseline["class"],
+        "majority_val_acc": None if baseline is None else baseline["val_acc"],
+        "majority_test_acc": None if baseline is None else baseline["test_acc"],
+        "steps": step, "seconds": round(seconds(), 2), "data": data.source,
         "parameters": n_params, "world_size": rt.world, "config": cfg,
     }
     accs = "".join(f"  {name} {value:.4f}" for name, value in (("val_acc", best_val["acc"]), ("test_acc", test["acc"]))
                    if value is not None)
     rt.log(f"done: {args.task}/{args.model} {objective.name}  val_loss {best_val['loss']:.4f}  "
            f"test_loss {test['loss']:.4f}{accs}  {step} steps  {metrics['seconds']:.1f} s")
-    if out_dir is not None and rt.main:
+    if baseline is not None:
+        rt.log(f"accuracy: test {test['acc']:.4f}, val {best_val['acc']:.4f}; majority class ({baseline['class']}): "
+               f"test {baseline['test_acc']:.4f}, val {baseline['val_acc']:.4f}")
+    if writes:
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        if not plot_curves(out_dir / "log.csv", out_dir / "curves.png", f"{args.task} / {args.model} ({objective.name})"):
+            rt.log("curves.png not drawn (needs matplotlib: pip install matplotlib)")
     return metrics
 
 

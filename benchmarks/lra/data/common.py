@@ -182,3 +182,21 @@ def split_indices(n: int, fractions: Sequence[float], seed: int) -> list[np.ndar
     order = np.random.default_rng(seed).permutation(n)
     bounds = np.cumsum([int(round(f * n)) for f in fractions[:-1]])
     return np.split(order, bounds)
+
+
+def labels_of(dataset: Dataset) -> torch.Tensor:
+    """The ``(N,)`` int64 labels of any dataset of this package (pairs included)."""
+    if isinstance(dataset, PairDataset):
+        return dataset.first.labels
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        raise TypeError(f"{type(dataset).__name__} has no labels attribute")
+    return torch.as_tensor(labels, dtype=torch.long)
+
+
+def check_generator_keys(cfg: dict, keys: Sequence[str], task: str) -> None:
+    """Raise KeyError when ``cfg`` (a ``data.generate`` section) has keys outside ``keys`` or lacks some."""
+    unknown, missing = sorted(set(cfg) - set(keys)), sorted(set(keys) - set(cfg))
+    if unknown or missing:
+        raise KeyError(f"{task} generator settings (data.generate): unknown {unknown}, missing {missing}; "
+                       f"expected {sorted(keys)}")

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import PixelCollate, PixelDataset, TaskData, split_indices
+from .common import PixelCollate, PixelDataset, TaskData, check_generator_keys, split_indices
 
 SHAPES = ("horizontal bar", "vertical bar", "square outline", "disc")
 GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140])
 SPLIT_SEED = 42
+GENERATE_KEYS = ("n_train", "n_val", "n_test", "side", "noise")
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -70,6 +71,7 @@ def pixel_task(train: PixelDataset, val: PixelDataset, test: PixelDataset, n_cla
 
 def generate(cfg: dict, seed: int) -> TaskData:
     """Synthetic shape images; ``cfg`` keys ``n_train``, ``n_val``, ``n_test``, ``side``, ``noise``."""
+    check_generator_keys(cfg, GENERATE_KEYS, "Image")
     rng = np.random.default_rng(seed)
     splits = []
     for split in ("n_train", "n_val", "n_test"):

@@ -12,7 +12,12 @@ digits: 15 tokens after the special ids (pad, unk, eos, mask), an ``<eos>`` appe
   (each node below the root is an operator with probability 0.25 up to ``max_depth``).
 - :func:`tokenize`, :func:`evaluate_tokens`: the model's view of an expression.
 - :func:`load` reads ``listops-1000/basic_{train,val,test}.tsv`` (header ``Source\\tTarget``).
-- :func:`generate` builds all three splits with the generator (the smoke runs' data).
+- :func:`generate` builds all three splits with the generator (the smoke runs' data);
+  :func:`write_release` writes them as the release's TSV files, so that :func:`load` runs
+  offline end to end (``python -m benchmarks.lra.make_data --task listops --out DIR``).
+
+A release line with a token outside the vocabulary, a label outside 0-9 or a wrong column count
+is an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from statistics import median
 
 import numpy as np
 
-from .common import EOS_ID, SPECIALS, UNK_ID, TaskData, TokenDataset, collate_tokens, require_file
+from .common import (EOS_ID, SPECIALS, UNK_ID, TaskData, TokenDataset, check_generator_keys, collate_tokens,
+                     require_file)
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 CLOSE = "]"
@@ -31,6 +37,7 @@ VOCAB = (*SPECIALS, *OPERATORS, CLOSE, *(str(d) for d in range(10)))
 TOKEN_IDS = {token: i for i, token in enumerate(VOCAB)}
 N_CLASSES = 10
 HEADER = ["Source", "Target"]
+DIGITS = tuple(str(d) for d in range(10))
 
 
 def apply_operator(op: str, values: list[int]) -> int:
@@ -149,20 +156,40 @@ def sample_expression(rng: random.Random, min_length: int, max_length: int, max_
     )
 
 
-def generate(cfg: dict, l_max: int, seed: int) -> TaskData:
-    """All three splits from the generator.
+SPLITS = ("train", "val", "test")
+GENERATE_KEYS = ("n_train", "n_val", "n_test", "min_length", "max_length", "max_depth", "max_args")
+
+
+def generate_examples(cfg: dict, seed: int) -> dict[str, list[tuple[str, int]]]:
+    """``(source, label)`` pairs of the three splits, keyed ``train``, ``val``, ``test``.
 
     ``cfg`` keys: ``n_train``, ``n_val``, ``n_test``, ``min_length``, ``max_length``,
     ``max_depth``, ``max_args`` (the release used 96000/2000/2000, 500, 2000, 10, 10).
     """
+    check_generator_keys(cfg, GENERATE_KEYS, "ListOps")
     rng = random.Random(seed)
-    splits = []
-    for split in ("n_train", "n_val", "n_test"):
-        examples = [
-            sample_expression(rng, cfg["min_length"], cfg["max_length"], cfg["max_depth"], cfg["max_args"])
-            for _ in range(cfg[split])
-        ]
-        splits.append(TokenDataset([encode(s, l_max) for s, _ in examples], [label for _, label in examples]))
+    return {
+        split: [sample_expression(rng, cfg["min_length"], cfg["max_length"], cfg["max_depth"], cfg["max_args"])
+                for _ in range(cfg[f"n_{split}"])]
+        for split in SPLITS
+    }
+
+
+def write_release(data_dir: Path, cfg: dict, seed: int) -> Path:
+    """Write generated splits as ``data_dir/listops-1000/basic_{train,val,test}.tsv`` (the release
+    format: header ``Source<TAB>Target``, then ``source<TAB>label``); return the folder."""
+    root = Path(data_dir) / "listops-1000"
+    root.mkdir(parents=True, exist_ok=True)
+    for split, examples in generate_examples(cfg, seed).items():
+        rows = [f"{source}\t{label}" for source, label in examples]
+        (root / f"basic_{split}.tsv").write_text("\t".join(HEADER) + "\n" + "".join(r + "\n" for r in rows))
+    return root
+
+
+def generate(cfg: dict, l_max: int, seed: int) -> TaskData:
+    """All three splits from the generator (settings as :func:`generate_examples`)."""
+    splits = [TokenDataset([encode(s, l_max) for s, _ in examples], [label for _, label in examples])
+              for examples in generate_examples(cfg, seed).values()]
     return TaskData(*splits, collate=collate_tokens, n_classes=N_CLASSES, l_max=l_max, kind="tokens",
                     vocab_size=len(VOCAB), source="generated ListOps")
 
@@ -179,8 +206,12 @@ def read_tsv(path: Path, l_max: int) -> TokenDataset:
             if not line.strip():
                 continue
             fields = line.rstrip("\n").split("\t")
-            if len(fields) != 2 or not fields[1].strip().isdigit():
+            if len(fields) != 2 or fields[1].strip() not in DIGITS:
                 raise ValueError(f"{path}:{line_no}: expected 'source<TAB>label (0-9)', got {line[:80]!r}")
+            unknown = sorted({t for t in tokenize(fields[0]) if t not in TOKEN_IDS})
+            if unknown:
+                raise ValueError(f"{path}:{line_no}: unknown ListOps tokens {unknown[:5]}; expected "
+                                 f"parentheses and {list(VOCAB[len(SPECIALS):])}")
             sequences.append(encode(fields[0], l_max))
             labels.append(int(fields[1]))
     return TokenDataset(sequences, labels)
@@ -189,6 +220,6 @@ def read_tsv(path: Path, l_max: int) -> TokenDataset:
 def load(data_dir: Path, l_max: int) -> TaskData:
     """The release splits from ``data_dir/listops-1000/basic_{train,val,test}.tsv``."""
     root = Path(data_dir) / "listops-1000"
-    splits = [read_tsv(root / f"basic_{split}.tsv", l_max) for split in ("train", "val", "test")]
+    splits = [read_tsv(root / f"basic_{split}.tsv", l_max) for split in SPLITS]
     return TaskData(*splits, collate=collate_tokens, n_classes=N_CLASSES, l_max=l_max, kind="tokens",
                     vocab_size=len(VOCAB), source=str(root))

@@ -14,8 +14,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from .common import BYTE_VOCAB_SIZE, PairDataset, TaskData, collate_pairs, encode_bytes, require_file
-from .text import random_words
+from .common import (BYTE_VOCAB_SIZE, PairDataset, TaskData, check_generator_keys, collate_pairs, encode_bytes,
+                     require_file)
+from .text import GENERATE_KEYS, random_words
 
 SPLITS = ("train", "eval", "test")
 
@@ -43,6 +44,7 @@ def synthetic_pair(rng: random.Random, min_length: int, max_length: int) -> tupl
 
 def generate(cfg: dict, l_max: int, seed: int) -> TaskData:
     """Synthetic stand-in splits; ``cfg`` keys ``n_train``, ``n_val``, ``n_test``, ``min_length``, ``max_length``."""
+    check_generator_keys(cfg, GENERATE_KEYS, "Retrieval")
     rng = random.Random(seed)
     splits = []
     for split in ("n_train", "n_val", "n_test"):

@@ -19,11 +19,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from .common import BYTE_VOCAB_SIZE, TaskData, TokenDataset, collate_tokens, encode_bytes
+from .common import BYTE_VOCAB_SIZE, TaskData, TokenDataset, check_generator_keys, collate_tokens, encode_bytes
 
 POSITIVE = ("great", "superb", "lovely")
 NEGATIVE = ("awful", "boring", "dreadful")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+GENERATE_KEYS = ("n_train", "n_val", "n_test", "min_length", "max_length")
 
 
 def random_words(rng: random.Random, n_chars: int) -> list[str]:
@@ -50,6 +51,7 @@ def generate(cfg: dict, l_max: int, seed: int) -> TaskData:
     A keyword cut off by ``max_length`` leaves a few unlabeled texts; that noise is harmless for
     a smoke run.
     """
+    check_generator_keys(cfg, GENERATE_KEYS, "Text")
     rng = random.Random(seed)
     splits = []
     for split in ("n_train", "n_val", "n_test"):
