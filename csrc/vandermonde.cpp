@@ -1,10 +1,11 @@
 // Native CPU kernels of seqlayers' vandermonde op: K[p, m, l] = 2 Re(sum_n v[p, m, n] z[m, n]^l).
 //
-// Positions are split into blocks of T: l = q*T + r. Per row m the kernels build two small tables
-// in double precision, the fine powers z^r (r < T) and, block by block, the anchor z^(qT). Both
-// come from repeated multiplication, re-anchored every ANCHOR_EVERY steps from exp(l log z) so the
-// error does not grow with L; they are rounded to the working precision only at the end. Nothing of
-// size (N, L) is ever materialized: the extra memory is O(threads * N * T).
+// Positions are split into blocks of T ~ 2 sqrt(L) (64 to 512): l = q*T + r. Per row m the kernels
+// build two small tables in double precision, the fine powers z^r (r < T) and the block anchors
+// z^(qT) (q < L/T). Both come from repeated multiplication (vectorized across modes), re-anchored
+// every ANCHOR_EVERY steps from exp(l log z) so the error does not grow with L; the fine powers are
+// rounded to the working precision only at the end. Nothing of size (N, L) is ever materialized:
+// the extra memory is O(threads * N * (T + L/T)).
 //
 // Forward, per block: K[p, m, qT + r] = sum_n a[n] Re(z_n^r) + b[n] Im(z_n^r) with
 // a = 2 Re(w), b = -2 Im(w), w = v[p, m, n] z_n^(qT). The inner loop runs over r (contiguous
@@ -42,9 +43,9 @@ namespace {
 
 using cdouble = std::complex<double>;
 
-constexpr int64_t T = 128;           // positions per block (fine powers per mode)
+constexpr int64_t MAX_BLOCK = 512;    // longest block of positions (fine powers per mode)
 constexpr int64_t ANCHOR_EVERY = 32;  // steps between exact re-anchorings of a power sequence
-constexpr int64_t QB = 4;            // forward: blocks computed together
+constexpr int64_t QB = 4;             // forward: blocks computed together
 
 // A register tile: 64 bytes of R, as GCC/Clang vector types (split into halves or quarters where
 // the CPU's vectors are narrower) or a plain array elsewhere.
@@ -72,34 +73,80 @@ struct Tile {
     return t;
   }
 };
-static_assert(T % (2 * Tile<float>::lanes) == 0 && T % (2 * Tile<double>::lanes) == 0);
+
+// Block length T for L positions: about 2 sqrt(L) (tables of N * T numbers per row against N * L
+// of work), a power of two in [64, MAX_BLOCK], so a multiple of every tile width.
+int64_t block_length(int64_t L) {
+  int64_t T = 64;
+  while (T < MAX_BLOCK && T * T < 4 * L) T *= 2;
+  return T;
+}
 
 // Product without std::complex's operator*, whose inf/NaN recovery (__muldc3) is a slow call.
 inline cdouble mul(cdouble x, cdouble y) {
   return {x.real() * y.real() - x.imag() * y.imag(), x.real() * y.imag() + x.imag() * y.real()};
 }
 
-// z^k for k = start, start + step, ..., count terms, into out[k * stride]; double precision.
-void powers(cdouble z, int64_t start, int64_t step, int64_t count, cdouble* out) {
-  const bool zero = z == cdouble(0.0, 0.0);
-  const cdouble log_z = zero ? cdouble(0.0, 0.0) : std::log(z);
-  auto exact = [&](int64_t k) {
+// Powers of every mode, out_re/out_im[i * N + n] = Re/Im(z_n^(i * step)) for i < count, in double:
+// repeated multiplication by z^step, vectorized across modes, re-anchored from exp(i step log z)
+// every ANCHOR_EVERY steps. z = 0 gives 0^0 = 1 and 0 after.
+void power_table(const cdouble* z, int64_t N, int64_t step, int64_t count, double* out_re, double* out_im,
+                 std::vector<cdouble>& scratch) {
+  scratch.resize(2 * N);
+  cdouble* log_z = scratch.data();
+  cdouble* z_step = scratch.data() + N;
+  auto exact = [&](int64_t n, int64_t k) {
     if (k == 0) return cdouble(1.0, 0.0);
-    return zero ? cdouble(0.0, 0.0) : std::exp(static_cast<double>(k) * log_z);
+    return z[n] == cdouble(0.0, 0.0) ? cdouble(0.0, 0.0) : std::exp(static_cast<double>(k) * log_z[n]);
   };
-  const cdouble z_step = exact(step);
-  cdouble current = exact(start);
+  for (int64_t n = 0; n < N; ++n) {
+    log_z[n] = z[n] == cdouble(0.0, 0.0) ? cdouble(0.0, 0.0) : std::log(z[n]);
+    z_step[n] = exact(n, step);
+  }
   for (int64_t i = 0; i < count; ++i) {
-    if (i > 0) current = (i % ANCHOR_EVERY == 0) ? exact(start + i * step) : mul(current, z_step);
-    out[i] = current;
+    double* re = out_re + i * N;
+    double* im = out_im + i * N;
+    if (i % ANCHOR_EVERY == 0) {
+      for (int64_t n = 0; n < N; ++n) {
+        const cdouble w = exact(n, i * step);
+        re[n] = w.real();
+        im[n] = w.imag();
+      }
+      continue;
+    }
+    const double* pre = re - N;
+    const double* pim = im - N;
+    for (int64_t n = 0; n < N; ++n) {
+      const double sr = z_step[n].real(), si = z_step[n].imag();
+      re[n] = pre[n] * sr - pim[n] * si;
+      im[n] = pre[n] * si + pim[n] * sr;
+    }
   }
 }
+
+// Per-row tables: fine powers z^r (r < T) rounded to R, and anchors z^(qT) (q < Q) in double.
+template <typename R>
+struct RowTables {
+  int64_t N, T, Q;
+  std::vector<double> fine_re, fine_im, anchor_re, anchor_im;
+  std::vector<cdouble> z, scratch;
+
+  RowTables(int64_t N, int64_t T, int64_t Q)
+      : N(N), T(T), Q(Q), fine_re(T * N), fine_im(T * N), anchor_re(Q * N), anchor_im(Q * N), z(N) {}
+
+  void build(const std::complex<R>* zrow) {
+    for (int64_t n = 0; n < N; ++n) z[n] = cdouble(zrow[n]);
+    power_table(z.data(), N, 1, T, fine_re.data(), fine_im.data(), scratch);
+    power_table(z.data(), N, T, Q, anchor_re.data(), anchor_im.data(), scratch);
+  }
+  cdouble anchor(int64_t q, int64_t n) const { return {anchor_re[q * N + n], anchor_im[q * N + n]}; }
+};
 
 // out[qb * T + r] = sum_n a[qb][n] * re[n][r] + b[qb][n] * im[n][r] for r < T, qb < QB.
 template <typename R>
 SEQLAYERS_CLONES void forward_tile(const R* __restrict__ a, const R* __restrict__ b,
                                    const R* __restrict__ re, const R* __restrict__ im,
-                                   int64_t modes, R* __restrict__ out) {
+                                   int64_t modes, int64_t T, R* __restrict__ out) {
   using V = Tile<R>;
   constexpr int64_t W = V::lanes;
   for (int64_t r0 = 0; r0 < T; r0 += 2 * W) {
@@ -126,7 +173,7 @@ SEQLAYERS_CLONES void forward_tile(const R* __restrict__ a, const R* __restrict_
 template <typename R>
 SEQLAYERS_CLONES void backward_tile(const R* __restrict__ g1, const R* __restrict__ g2,
                                     const R* __restrict__ re, const R* __restrict__ im,
-                                    int64_t padded, R* __restrict__ s1re, R* __restrict__ s1im,
+                                    int64_t padded, int64_t T, R* __restrict__ s1re, R* __restrict__ s1im,
                                     R* __restrict__ s2re, R* __restrict__ s2im) {
   using V = Tile<R>;
   constexpr int64_t W = V::lanes;
@@ -168,38 +215,38 @@ void check_inputs(const at::Tensor& v, const at::Tensor& z) {
 template <typename R>
 void forward_impl(const at::Tensor& v, const at::Tensor& z, int64_t L, at::Tensor& out) {
   const int64_t P = v.size(0), M = v.size(1), N = v.size(2);
-  const int64_t Q = (L + T - 1) / T;
+  const int64_t T = block_length(L), Q = (L + T - 1) / T;
   const auto* vp = reinterpret_cast<const std::complex<R>*>(v.data_ptr());
   const auto* zp = reinterpret_cast<const std::complex<R>*>(z.data_ptr());
   R* op = out.data_ptr<R>();
   at::parallel_for(0, M, 1, [&](int64_t begin, int64_t end) {
-    std::vector<cdouble> fine(T), column(Q), anchors(Q * N);
+    RowTables<R> tables(N, T, Q);
     std::vector<R> re(N * T), im(N * T), a(QB * N), b(QB * N), tile(QB * T);
     for (int64_t m = begin; m < end; ++m) {
-      for (int64_t n = 0; n < N; ++n) {
-        const cdouble zn(zp[m * N + n]);
-        powers(zn, 0, 1, T, fine.data());
-        for (int64_t r = 0; r < T; ++r) {
-          re[n * T + r] = static_cast<R>(fine[r].real());
-          im[n * T + r] = static_cast<R>(fine[r].imag());
+      tables.build(zp + m * N);
+      for (int64_t r = 0; r < T; ++r)  // [r][n] double -> [n][r] R, for tiles over r
+        for (int64_t n = 0; n < N; ++n) {
+          re[n * T + r] = static_cast<R>(tables.fine_re[r * N + n]);
+          im[n * T + r] = static_cast<R>(tables.fine_im[r * N + n]);
         }
-        powers(zn, 0, T, Q, column.data());
-        for (int64_t q = 0; q < Q; ++q) anchors[q * N + n] = column[q];
-      }
       for (int64_t p = 0; p < P; ++p) {
         const std::complex<R>* vrow = vp + (p * M + m) * N;
         R* orow = op + (p * M + m) * L;
         for (int64_t q0 = 0; q0 < Q; q0 += QB) {
           for (int64_t qb = 0; qb < QB; ++qb) {
             for (int64_t n = 0; n < N; ++n) {
-              const cdouble w = (q0 + qb < Q) ? mul(cdouble(vrow[n]), anchors[(q0 + qb) * N + n]) : 0.0;
+              const cdouble w = (q0 + qb < Q) ? mul(cdouble(vrow[n]), tables.anchor(q0 + qb, n)) : 0.0;
               a[qb * N + n] = static_cast<R>(2.0 * w.real());
               b[qb * N + n] = static_cast<R>(-2.0 * w.imag());
             }
           }
-          forward_tile<R>(a.data(), b.data(), re.data(), im.data(), N, tile.data());
           const int64_t first = q0 * T, count = std::min(QB * T, L - first);
-          std::copy(tile.begin(), tile.begin() + count, orow + first);
+          if (count == QB * T) {
+            forward_tile<R>(a.data(), b.data(), re.data(), im.data(), N, T, orow + first);
+          } else {
+            forward_tile<R>(a.data(), b.data(), re.data(), im.data(), N, T, tile.data());
+            std::copy(tile.begin(), tile.begin() + count, orow + first);
+          }
         }
       }
     }
@@ -210,7 +257,7 @@ template <typename R>
 void backward_impl(const at::Tensor& v, const at::Tensor& z, const at::Tensor& grad, bool need_v,
                    bool need_z, at::Tensor& grad_v, at::Tensor& grad_z) {
   const int64_t P = v.size(0), M = v.size(1), N = v.size(2), L = grad.size(2);
-  const int64_t Q = (L + T - 1) / T;
+  const int64_t T = block_length(L), Q = (L + T - 1) / T;
   const int64_t block = 2 * Tile<R>::lanes;
   const int64_t padded = (N + block - 1) / block * block;
   const auto* vp = reinterpret_cast<const std::complex<R>*>(v.data_ptr());
@@ -219,20 +266,17 @@ void backward_impl(const at::Tensor& v, const at::Tensor& z, const at::Tensor& g
   auto* gvp = need_v ? reinterpret_cast<std::complex<R>*>(grad_v.data_ptr()) : nullptr;
   auto* gzp = need_z ? reinterpret_cast<std::complex<R>*>(grad_z.data_ptr()) : nullptr;
   at::parallel_for(0, M, 1, [&](int64_t begin, int64_t end) {
-    std::vector<cdouble> fine(T), column(Q), anchors(Q * N), sum_g(N), sum_lg(N), total_z(N);
+    RowTables<R> tables(N, T, Q);
+    std::vector<cdouble> sum_g(N), sum_lg(N), total_z(N);
     std::vector<R> re(T * padded, R(0)), im(T * padded, R(0)), g1(T), g2(T);
     std::vector<R> s1re(padded), s1im(padded), s2re(padded), s2im(padded);
     for (int64_t m = begin; m < end; ++m) {
-      for (int64_t n = 0; n < N; ++n) {
-        const cdouble zn(zp[m * N + n]);
-        powers(zn, 0, 1, T, fine.data());
-        for (int64_t r = 0; r < T; ++r) {
-          re[r * padded + n] = static_cast<R>(fine[r].real());
-          im[r * padded + n] = static_cast<R>(fine[r].imag());
+      tables.build(zp + m * N);
+      for (int64_t r = 0; r < T; ++r)  // [r][n] double -> [r][padded] R, for tiles over modes
+        for (int64_t n = 0; n < N; ++n) {
+          re[r * padded + n] = static_cast<R>(tables.fine_re[r * N + n]);
+          im[r * padded + n] = static_cast<R>(tables.fine_im[r * N + n]);
         }
-        powers(zn, 0, T, Q, column.data());
-        for (int64_t q = 0; q < Q; ++q) anchors[q * N + n] = column[q];
-      }
       std::fill(total_z.begin(), total_z.end(), cdouble(0.0, 0.0));
       for (int64_t p = 0; p < P; ++p) {
         const R* grow = gp + (p * M + m) * L;
@@ -240,15 +284,16 @@ void backward_impl(const at::Tensor& v, const at::Tensor& z, const at::Tensor& g
         std::fill(sum_lg.begin(), sum_lg.end(), cdouble(0.0, 0.0));
         for (int64_t q = 0; q < Q; ++q) {
           const int64_t first = q * T;
-          for (int64_t r = 0; r < T; ++r) {
-            const int64_t l = first + r;
-            g1[r] = l < L ? grow[l] : R(0);
-            g2[r] = l + 1 < L ? static_cast<R>(l + 1) * grow[l + 1] : R(0);
-          }
-          backward_tile<R>(g1.data(), g2.data(), re.data(), im.data(), padded, s1re.data(),
+          const int64_t valid = std::min(T, L - first);  // g1 from grow[first:], g2 shifted by one
+          std::copy(grow + first, grow + first + valid, g1.begin());
+          std::fill(g1.begin() + valid, g1.end(), R(0));
+          const int64_t shifted = std::min(T, L - first - 1);
+          for (int64_t r = 0; r < shifted; ++r) g2[r] = static_cast<R>(first + r + 1) * grow[first + r + 1];
+          std::fill(g2.begin() + std::max<int64_t>(shifted, 0), g2.end(), R(0));
+          backward_tile<R>(g1.data(), g2.data(), re.data(), im.data(), padded, T, s1re.data(),
                            s1im.data(), s2re.data(), s2im.data());
           for (int64_t n = 0; n < N; ++n) {
-            const cdouble anchor = anchors[q * N + n];
+            const cdouble anchor = tables.anchor(q, n);
             sum_g[n] += mul(anchor, cdouble(s1re[n], s1im[n]));
             sum_lg[n] += mul(anchor, cdouble(s2re[n], s2im[n]));
           }

@@ -42,7 +42,10 @@ from pathlib import Path
 import torch
 
 ENV_VAR = "SEQLAYERS_NATIVE"
-EXTRA_CFLAGS = ["-O3", "-ffp-contract=fast"]
+# -fopenmp: at::parallel_for runs its work on torch's OpenMP threads only in code compiled with it
+# (without, the pragma is ignored and every kernel runs on one thread)
+OPENMP_FLAGS = ["-fopenmp"] if sys.platform.startswith("linux") else []
+EXTRA_CFLAGS = ["-O3", "-ffp-contract=fast", *OPENMP_FLAGS]
 EXTRA_CUDA_CFLAGS = ["-O3"]
 PACKAGE_DIR = Path(__file__).resolve().parent
 # a wheel carries the sources as seqlayers/_csrc (see setup.py); a checkout has them at ../csrc
@@ -198,6 +201,7 @@ class NativeLibrary:
                 self.name,
                 [str(path) for path in self.sources()],
                 extra_cflags=EXTRA_CFLAGS,
+                extra_ldflags=OPENMP_FLAGS,
                 extra_cuda_cflags=EXTRA_CUDA_CFLAGS,
                 build_directory=str(self.build_directory()),
                 is_python_module=False,
