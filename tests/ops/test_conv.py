@@ -9,6 +9,8 @@ from seqlayers.ops import long_conv
 from seqlayers.ops.conv import naive_long_conv, next_fast_len
 from tests.helpers import REL_RMS_TOL, rel_rms
 
+from .conv_checks import make_inputs
+
 LENGTHS = [1, 2, 15, 63, 64, 257, 1000, 1009]  # 1009 is prime
 
 
@@ -101,10 +103,7 @@ def test_not_circular():
     seed=st.integers(0, 2**16),
 )
 def test_hypothesis_shapes(B, H, L, frac, seed):
-    g = torch.Generator().manual_seed(seed)
-    Lk = max(1, round(frac * L))
-    u = torch.randn(B, H, L, generator=g, dtype=torch.float64)
-    k = torch.randn(H, Lk, generator=g, dtype=torch.float64)
+    u, k, _, _ = make_inputs(B, H, L, max(1, round(frac * L)), torch.float64, torch.float64, seed=seed)
     torch.testing.assert_close(long_conv(u, k, backend="torch"), naive_long_conv(u, k))
 
 

@@ -12,6 +12,8 @@ from seqlayers.ops.conv import naive_long_conv
 from seqlayers.ops.conv.monarch import dft_blocks, monarch_long_conv, monarch_size
 from tests.helpers import REL_RMS_TOL, rel_rms
 
+from .conv_checks import make_inputs
+
 LENGTHS = [1, 15, 100, 257, 1000, 1009]  # 1009 is prime
 
 
@@ -72,11 +74,9 @@ def test_any_block_sizes_and_not_circular():
     seed=st.integers(0, 2**16),
 )
 def test_hypothesis_shapes_fp64(B, H, L, frac, seed):
-    g = torch.Generator().manual_seed(seed)
     Lk = max(1, round(frac * L))
-    u = torch.randn(B, H, L, generator=g, dtype=torch.float64)
-    k = torch.randn(H, Lk, generator=g, dtype=torch.float64)
-    D = torch.randn(H, generator=g, dtype=torch.float64)
+    u, k, D, _ = make_inputs(B, H, L, Lk, torch.float64, torch.float64, seed=seed)
+    D = D.double()
     y = monarch_long_conv(u, k, D, *exact_blocks(L, Lk, torch.complex128))
     assert y.dtype == torch.float64
     assert rel_rms(y, naive_long_conv(u, k, D)) < REL_RMS_TOL[torch.float64]

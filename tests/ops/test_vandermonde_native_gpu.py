@@ -16,10 +16,10 @@ if not torch.cuda.is_available():
     pytest.skip("needs a CUDA device", allow_module_level=True)
 
 from seqlayers import _native  # noqa: E402
-from seqlayers.ops import vandermonde  # noqa: E402
 from seqlayers.ops.dispatch import select  # noqa: E402
 
 from ..helpers import rel_rms  # noqa: E402
+from .test_vandermonde_native import _forward_and_grads as _run  # noqa: E402
 
 FP32_TOL = 1e-5
 
@@ -31,14 +31,6 @@ def cuda_built():
         pytest.skip(f"native extension unavailable: {reason}")
     if not _native.LIBRARY.has_kernel("vandermonde_forward", "CUDA"):
         pytest.skip("the native extension was built without CUDA kernels")
-
-
-def _run(v, z, L, backend, dK):
-    v = v.detach().requires_grad_()
-    z = z.detach().requires_grad_()
-    K = vandermonde(v, z, L, backend=backend)
-    (K * dK.to(K.dtype)).sum().backward()
-    return K.detach(), v.grad, z.grad
 
 
 def _inputs(lead, M, N, dtype, seed=0):
