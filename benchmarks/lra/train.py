@@ -74,8 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    parser.add_argument("--pretrain", action="store_true",
-                        help="self-pretrain on the training inputs (next token if causal, masked denoising if bidirectional)")
+    parser.add_argument("--pretrain", nargs="?", const="auto", choices=["auto", "causal", "masked"],
+                        help="self-pretrain on the training inputs: causal (next token; needs a causal model), "
+                             "masked (denoise masked positions), or without a value by the model: causal "
+                             "if it is causal, masked if bidirectional")
     parser.add_argument("--init-from", metavar="CKPT", help="start from a checkpoint's backbone, dropping its head")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     parser.add_argument("--stop-after", type=int, metavar="STEPS",
@@ -174,11 +176,12 @@ class Runtime:
         if self.main:
             print(message, flush=True)
 
-    def close(self) -> None:
-        """Tear down the process group, if any, once every process got here (a gloo peer that
-        leaves while another still holds its connections can abort that one)."""
+    def close(self, wait: bool = True) -> None:
+        """Tear down the process group, if any; with ``wait``, once every process got here (a gloo
+        peer that leaves while another still holds its connections can abort that one)."""
         if self.world > 1:
-            dist.barrier()
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -224,9 +227,17 @@ def warmup_cosine(total_steps: int, warmup: float):
 class Objective:
     """The loss of this run: classification, or self-pretraining (causal or masked)."""
 
-    def __init__(self, cfg: dict, pretrain: bool) -> None:
-        self.pretrain = pretrain
-        self.causal = not cfg["model"]["bidirectional"]
+    def __init__(self, cfg: dict, pretrain: str | None) -> None:
+        bidirectional = cfg["model"]["bidirectional"]
+        kind = ("masked" if bidirectional else "causal") if pretrain == "auto" else pretrain
+        if kind == "causal" and bidirectional:
+            raise ValueError(
+                "--pretrain causal needs a causal model, but this config has model.bidirectional=true "
+                "(the model would see the token it predicts); use --pretrain masked, or "
+                "--set model.bidirectional=false"
+            )
+        self.pretrain = pretrain is not None
+        self.causal = kind == "causal"
         self.mask_ratio = cfg["pretrain"]["mask_ratio"]
 
     @property
@@ -275,9 +286,12 @@ def train(args: argparse.Namespace) -> dict:
     cfg = config_lib.resolve(args.task, args.model, args.preset, args.config, args.overrides)
     rt = Runtime(args.device)
     try:
-        return _train(cfg, args, rt)
-    finally:
-        rt.close()
+        metrics = _train(cfg, args, rt)
+    except BaseException:
+        rt.close(wait=False)  # the others may be inside a collective: do not wait for them
+        raise
+    rt.close(wait=True)
+    return metrics
 
 
 def save_atomic(obj, path: Path) -> None:
@@ -396,11 +410,11 @@ def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
     if rt.device.type == "cpu" and cfg["train"]["cpu_threads"]:
         torch.set_num_threads(cfg["train"]["cpu_threads"])
     start = time.time()
+    objective = Objective(cfg, args.pretrain)  # checks --pretrain against the model before any data work
     data = build_task(args.task, cfg["data"], args.data_dir, args.seed)
     cfg["data"]["l_max"] = data.l_max
     rt.log(f"{args.task}: {len(data.train)}/{len(data.val)}/{len(data.test)} examples from {data.source}, "
            f"L <= {data.l_max}, {data.n_classes} classes")
-    objective = Objective(cfg, args.pretrain)
     model = build_model(cfg, data, args).to(rt.device)
     if rt.world > 1 and rt.device.type == "cuda" and cfg["model"]["norm"] == "batch":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -270,6 +270,15 @@ def test_pretrain_then_finetune(tmp_path, keep_threads):
                 *tiny_image])
 
 
+def test_pretrain_kind_can_be_named(tmp_path, keep_threads):
+    metrics = train.main(["--task", "listops", "--preset", "smoke", "--pretrain", "masked", "--max-steps", "2",
+                          "--out", str(tmp_path / "masked"), *TINY_LISTOPS])
+    assert metrics["objective"] == "pretrain-masked"
+    with pytest.raises(ValueError, match="needs a causal model"):
+        train.main(["--task", "listops", "--preset", "smoke", "--pretrain", "causal", "--max-steps", "1",
+                    "--set", "model.bidirectional=true", *TINY_LISTOPS])
+
+
 def test_cli_runs_as_a_script(tmp_path):
     cmd = [sys.executable, str(REPO / "benchmarks" / "lra" / "train.py"), "--task", "retrieval", "--preset", "smoke",
            "--max-steps", "2", "--out", str(tmp_path), "--set", "data.generate.n_train=32",
