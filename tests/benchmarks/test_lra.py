@@ -161,6 +161,9 @@ def test_image_loaders(tmp_path):
     assert len(data.test) == 2 and torch.equal(data.test.images, torch.from_numpy(gray[:2]))
     with pytest.raises(FileNotFoundError, match="cifar10.npz"):
         image.load(tmp_path / "py" / "cifar-10-batches-py")
+    (release / "data_batch_3").write_bytes(b"\x80\x04truncated")
+    with pytest.raises(ValueError, match="data_batch_3: not a CIFAR-10 python batch"):
+        image.load(tmp_path / "py")
 
 
 def test_pathfinder_loader(tmp_path):

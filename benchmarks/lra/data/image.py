@@ -87,10 +87,19 @@ def read_python_release(root: Path) -> tuple[np.ndarray, ...]:
         path = root / name
         if not path.is_file():
             raise FileNotFoundError(f"expected the CIFAR-10 batch {path} (cifar-10-batches-py layout)")
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        rgb = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return to_gray(rgb), np.asarray(batch[b"labels"], dtype=np.int64)
+        try:
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="bytes")
+            rgb = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        except Exception as exc:  # truncated or foreign file: say which one
+            raise ValueError(
+                f"{path}: not a CIFAR-10 python batch (a pickled dict with b'data' (N, 3072) uint8 and "
+                f"b'labels'): {type(exc).__name__}: {exc}"
+            ) from exc
+        if len(labels) != len(rgb):
+            raise ValueError(f"{path}: {len(rgb)} images but {len(labels)} labels")
+        return to_gray(rgb), labels
 
     train = [read(f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = read("test_batch")
