@@ -9,7 +9,8 @@ RMS error of the forward output against "torch". The table is saved as CSV and M
 ``benchmarks/results/conv_<device>.{csv,md}``.
 
     python benchmarks/speed/conv.py                     # B=16, H=768, L=1K..64K, fp32 and bf16
-    TRITON_INTERPRET=1 python benchmarks/speed/conv.py --quick    # tiny sizes, runs on a CPU
+    TRITON_INTERPRET=1 python benchmarks/speed/conv.py --quick    # tiny sizes on a CPU; saves
+                                                                  # nothing unless --out is given
 
 ``--write-policy seqlayers/ops/conv/policy.json`` also writes the fastest backend per (dtype, L
 bucket, B*H bucket) measured here into the table that ``backend="auto"`` ships with (see
@@ -204,6 +205,19 @@ def write_policy(raw: list[dict], device: torch.device, path: Path) -> None:
     print(f"wrote {len(decisions)} 'auto' decisions for {pattern!r} to {path}")
 
 
+def save_tables(rows: list[dict], name: str, out: Path, quick: bool) -> None:
+    """The table as ``conv_<device>[_quick].csv`` and ``.md`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"conv_{slug(name)}{'_quick' if quick else ''}"
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    title = f"long_conv speed on {name} (torch {torch.__version__})"
+    stem.with_suffix(".md").write_text(markdown(rows, title))
+    print(f"saved {stem}.csv and {stem}.md")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,7 +231,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="backend names (default: every available one 'auto' may pick)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the CSV and Markdown tables (default benchmarks/results; "
+                             "--quick writes nothing unless given)")
     parser.add_argument("--write-policy", type=Path, default=None, metavar="PATH",
                         help="also write the fastest backend per bucket into this shipped table "
                              "(seqlayers/ops/conv/policy.json)")
@@ -248,15 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print("  ".join(r[c].rjust(widths[c]) for c in COLUMNS))
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"conv_{slug(name)}{'_quick' if args.quick else ''}"
-    with open(stem.with_suffix(".csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    title = f"long_conv speed on {name} (torch {torch.__version__})"
-    stem.with_suffix(".md").write_text(markdown(rows, title))
-    print(f"saved {stem}.csv and {stem}.md")
+    if args.out is not None or not args.quick:  # quick interpreter timings would only mislead
+        save_tables(rows, name, args.out or ROOT / "benchmarks" / "results", args.quick)
     if args.write_policy is not None:
         write_policy(raw, device, args.write_policy)
 
