@@ -98,6 +98,7 @@ except ImportError as exc:  # the registry reports this as the reason the backen
         f"the 'butterfly' backend needs Triton ({exc}); fix: pip install triton") from exc
 
 from .fft import _interpreting, _split_pairs, check_auto, check_tensors, is_available
+from .monarch import monarch_factors
 
 __all__ = ["is_available", "supports", "auto_supports", "butterfly_long_conv", "LongConvFunction",
            "one_pass_limit", "max_size"]
@@ -560,12 +561,6 @@ def _outer_idft_kernel(s_ptr, out_ptr, skip_ptr, d_ptr, fo_ptr, tw_ptr, B, H, L,
 # host code
 
 
-def _factor(n: int) -> tuple[int, int]:
-    """``n = n1 * n2``, powers of two with ``n1 <= n2 <= 2 * n1`` (16x16 ... 64x64)."""
-    log2 = n.bit_length() - 1
-    return 1 << (log2 // 2), 1 << (log2 - log2 // 2)
-
-
 def _roots(rows: int, cols: int, n: int) -> Tensor:
     """``exp(-2 pi i r c / n)`` for ``r < rows``, ``c < cols``: float32 planes ``(2, rows, cols)``.
 
@@ -622,7 +617,7 @@ def _plan_call(x: Tensor, Lk: int) -> tuple[int, int]:
 def _launch_config(x: Tensor, Lk: int) -> tuple[int, int, int, int]:
     """``(n1, n2, pairs_per_program, groups)`` of the one-pass kernels for ``x`` ``(B, H, L)``."""
     B, H, L = x.shape
-    n1, n2 = _factor(_plan_call(x, Lk)[1])
+    n1, n2 = monarch_factors(_plan_call(x, Lk)[1])
     per_program, groups = _split_pairs((B + 1) // 2, 1, H, x.device)
     return n1, n2, per_program, groups
 
@@ -713,7 +708,7 @@ def _outer_conv(x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
     """:func:`_long_conv_fwd` on the outer path: passes 1, 2 and 3, batch chunk by chunk."""
     B, H, L = x.shape
     n_outer, n_inner = _plan_call(x, k.shape[-1])
-    n1, n2 = _factor(n_inner)
+    n1, n2 = monarch_factors(n_inner)
     sk, _ = _outer_dft(k.unsqueeze(0), n_outer, n_inner, precision)
     y = torch.empty_like(x)
     for b0, b1 in _batch_chunks(B, H, n_outer * n_inner):
@@ -741,7 +736,7 @@ def _outer_grads(u: Tensor, k: Tensor, D: Tensor | None, dy: Tensor, want_du: bo
     Lk = k.shape[-1]
     n_outer, n_inner = _plan_call(u, Lk)
     n = n_outer * n_inner
-    n1, n2 = _factor(n_inner)
+    n1, n2 = monarch_factors(n_inner)
     shared = _more_accurate(precision_u, precision_k) if want_du else precision_k
     sk = _outer_dft(k.unsqueeze(0), n_outer, n_inner, shared)[0] if want_du else None
     du = torch.empty_like(dy) if want_du else None

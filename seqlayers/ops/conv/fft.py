@@ -47,6 +47,8 @@ try:
 except ImportError as exc:  # the registry reports this as the reason the backend is unavailable
     raise ImportError(f"the 'fft' backend needs Triton ({exc}); fix: pip install triton") from exc
 
+from .monarch import monarch_factors
+
 __all__ = ["is_available", "supports", "auto_supports", "triton_fft_long_conv", "LongConvFunction"]
 
 _MIN_SIZE = 16
@@ -448,12 +450,6 @@ def _fft_size(n: int) -> int:
     return max(_MIN_SIZE, 1 << (n - 1).bit_length())
 
 
-def _factor(n: int) -> tuple[int, int]:
-    """``n = n1 * n2`` (powers of two, ``n1 <= n2``) for the four-step passes."""
-    log2 = n.bit_length() - 1
-    return 1 << (log2 // 2), 1 << (log2 - log2 // 2)
-
-
 def _num_warps(elements: int) -> int:
     return max(2, min(16, elements // 512))
 
@@ -541,7 +537,7 @@ def _long_conv_fwd(u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
             HAS_D=D is not None, num_warps=_num_warps(rows * n),
         )
         return y
-    n1, n2 = _factor(n)
+    n1, n2 = monarch_factors(n)
     su = _col_fft(u, n1, n2, tw)
     sk = _col_fft(k.unsqueeze(0), n1, n2, tw)
     rows = max(1, min(n1, _TILE // n2))
@@ -580,7 +576,7 @@ def _long_conv_bwd(u: Tensor, k: Tensor, D: Tensor | None,
         dk = dk_part.sum(0)
         dD = dd_part.sum(0) if D is not None else None
     else:
-        n1, n2 = _factor(n)
+        n1, n2 = monarch_factors(n)
         su = _col_fft(u, n1, n2, tw)
         sg = _col_fft(dy, n1, n2, tw)
         sk = _col_fft(k.unsqueeze(0), n1, n2, tw)

@@ -27,7 +27,17 @@ from torch import Tensor
 from . import check_long_conv_args
 from ..._validation import is_int
 
-__all__ = ["monarch_long_conv", "dft_blocks", "monarch_size"]
+__all__ = ["monarch_long_conv", "dft_blocks", "monarch_size", "monarch_factors"]
+
+
+def monarch_factors(n: int) -> tuple[int, int]:
+    """``n = N1 * N2`` for a power of two ``n``: ``N1 = 2 ** floor(log2(n) / 2)``, ``N2 = n / N1``.
+
+    So ``N1 <= N2 <= 2 * N1`` (1024 = 32 x 32, 2048 = 32 x 64); the split of every Monarch /
+    four-step FFT in this package (the Triton ``fft`` and ``butterfly`` backends too).
+    """
+    log_n = n.bit_length() - 1
+    return 1 << (log_n // 2), 1 << (log_n - log_n // 2)
 
 
 def monarch_size(n_min: int) -> tuple[int, int]:
@@ -42,8 +52,7 @@ def monarch_size(n_min: int) -> tuple[int, int]:
     """
     if not is_int(n_min) or n_min < 1:
         raise ValueError(f"monarch_size: n_min must be a positive int, got {n_min!r}")
-    log_n = (n_min - 1).bit_length()
-    return 1 << (log_n // 2), 1 << (log_n - log_n // 2)
+    return monarch_factors(1 << (n_min - 1).bit_length())
 
 
 def _dft_matrix(n: int) -> Tensor:
