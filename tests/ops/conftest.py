@@ -23,3 +23,13 @@ def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("SEQLAYERS_SCAN_BACKEND", raising=False)
     monkeypatch.delenv("SEQLAYERS_VANDERMONDE_BACKEND", raising=False)
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def broken_library(fresh_cache, tmp_path, monkeypatch):
+    """The extension replaced by one whose source does not compile, and "auto" allowed to build."""
+    monkeypatch.setenv(_native.ENV_VAR, "1")
+    sources = tmp_path / "csrc"
+    sources.mkdir()
+    (sources / "broken.cpp").write_text("#error deliberately broken\n")
+    monkeypatch.setattr(_native, "LIBRARY", _native.NativeLibrary(sources))

@@ -1,5 +1,7 @@
 """Comparison helpers shared by the tests of the long_conv backends against the naive oracle."""
 
+import os
+
 import pytest
 import torch
 
@@ -56,3 +58,19 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     yield
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def require_compiled_gpu() -> None:
+    """Skip the calling test module unless a CUDA device is present and Triton runs compiled."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device", allow_module_level=True)
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("GPU tests run compiled: set TRITON_INTERPRET=0", allow_module_level=True)
+    pytest.importorskip("triton")
+
+
+def compare_in_float64(fn, u, k, D, dy, oracle):
+    """``fn`` against ``oracle`` run in float64 on the same inputs, output by output."""
+    got = forward_and_grads(fn, u, k, D, dy)
+    want = forward_and_grads(oracle, *(t.double() for t in (u, k, D, dy)))
+    assert_outputs_close(got, want)

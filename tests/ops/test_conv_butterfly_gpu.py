@@ -11,39 +11,27 @@ global memory; a ~100 KB-per-block GPU's configuration is forced by faking its s
 
 from __future__ import annotations
 
-import os
+import functools
 
 import pytest
 import torch
 
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("no_tf32")]  # exact float32 oracles
 
-if not torch.cuda.is_available():
-    pytest.skip("needs a CUDA device", allow_module_level=True)
-if os.environ.get("TRITON_INTERPRET") == "1":
-    pytest.skip("GPU tests run compiled: set TRITON_INTERPRET=0", allow_module_level=True)
-pytest.importorskip("triton")
+from . import conv_checks  # noqa: E402
+
+conv_checks.require_compiled_gpu()
 
 from seqlayers.ops import long_conv  # noqa: E402
 from seqlayers.ops.conv import butterfly, fft_long_conv, naive_long_conv  # noqa: E402
 from seqlayers.ops.dispatch import select  # noqa: E402
 
 from ..helpers import rel_rms  # noqa: E402
-from . import conv_checks  # noqa: E402
-from .conv_checks import assert_outputs_close, forward_and_grads, no_tf32  # noqa: E402,F401
+from .conv_checks import no_tf32  # noqa: E402,F401
 
 CUDA = torch.device("cuda")
-
-
-def make_inputs(*args, **kwargs):
-    return conv_checks.make_inputs(*args, device=CUDA, **kwargs)
-
-
-def compare(u, k, D, dy, oracle):
-    """The backend against ``oracle`` run in float64 on the same inputs, output by output."""
-    got = forward_and_grads(butterfly.butterfly_long_conv, u, k, D, dy)
-    want = forward_and_grads(oracle, *(t.double() for t in (u, k, D, dy)))
-    assert_outputs_close(got, want)
+make_inputs = functools.partial(conv_checks.make_inputs, device=CUDA)
+compare = functools.partial(conv_checks.compare_in_float64, butterfly.butterfly_long_conv)
 
 
 @pytest.mark.parametrize("L, Lk", [(1, 1), (257, 100), (512, 512), (1000, 1000), (997, 997),

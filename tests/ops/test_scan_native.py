@@ -172,13 +172,8 @@ def test_missing_sources_and_disabled(fresh_cache, tmp_path, monkeypatch):
     assert _native.NativeLibrary().status() == (False, "disabled by SEQLAYERS_NATIVE=0")
 
 
-def test_backend_with_a_broken_build_never_raises_on_auto(fresh_cache, tmp_path, monkeypatch):
+def test_backend_with_a_broken_build_never_raises_on_auto(broken_library):
     """A broken extension: explicit requests raise the reason, "auto" falls back to torch."""
-    monkeypatch.setenv(_native.ENV_VAR, "1")  # let auto try to build
-    sources = tmp_path / "csrc"
-    sources.mkdir()
-    (sources / "broken.cpp").write_text("#error deliberately broken\n")
-    monkeypatch.setattr(_native, "LIBRARY", _native.NativeLibrary(sources))
     a, b, h0 = make_inputs(1, 30, 2, torch.float64)
     with pytest.warns(UserWarning, match="deliberately broken"):
         h = linear_scan(a, b, h0)

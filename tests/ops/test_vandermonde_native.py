@@ -155,12 +155,7 @@ def test_s4d_and_s5_unchanged_by_the_backend(built):
             assert rel_rms(g1, g0) < 1e-4
 
 
-def test_failed_build_falls_back_on_auto_and_raises_when_asked(fresh_cache, tmp_path, monkeypatch):
-    monkeypatch.setenv(_native.ENV_VAR, "1")  # let auto try to build
-    sources = tmp_path / "csrc"
-    sources.mkdir()
-    (sources / "broken.cpp").write_text("#error deliberately broken\n")
-    monkeypatch.setattr(_native, "LIBRARY", _native.NativeLibrary(sources))
+def test_failed_build_falls_back_on_auto_and_raises_when_asked(broken_library):
     v, z = _vz((2, 3), (2, 3))
     with pytest.warns(UserWarning, match="deliberately broken"):
         K = vandermonde(v, z, 20)
