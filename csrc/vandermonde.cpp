@@ -140,6 +140,15 @@ struct RowTables {
     power_table(z.data(), N, T, Q, anchor_re.data(), anchor_im.data(), scratch);
   }
   cdouble anchor(int64_t q, int64_t n) const { return {anchor_re[q * N + n], anchor_im[q * N + n]}; }
+
+  // The fine powers rounded to R, z_n^r at re/im[r * r_stride + n * n_stride] (the tiles' layout).
+  void fine_to(R* re, R* im, int64_t r_stride, int64_t n_stride) const {
+    for (int64_t r = 0; r < T; ++r)
+      for (int64_t n = 0; n < N; ++n) {
+        re[r * r_stride + n * n_stride] = static_cast<R>(fine_re[r * N + n]);
+        im[r * r_stride + n * n_stride] = static_cast<R>(fine_im[r * N + n]);
+      }
+  }
 };
 
 // out[qb * T + r] = sum_n a[qb][n] * re[n][r] + b[qb][n] * im[n][r] for r < T, qb < QB.
@@ -224,11 +233,7 @@ void forward_impl(const at::Tensor& v, const at::Tensor& z, int64_t L, at::Tenso
     std::vector<R> re(N * T), im(N * T), a(QB * N), b(QB * N), tile(QB * T);
     for (int64_t m = begin; m < end; ++m) {
       tables.build(zp + m * N);
-      for (int64_t r = 0; r < T; ++r)  // [r][n] double -> [n][r] R, for tiles over r
-        for (int64_t n = 0; n < N; ++n) {
-          re[n * T + r] = static_cast<R>(tables.fine_re[r * N + n]);
-          im[n * T + r] = static_cast<R>(tables.fine_im[r * N + n]);
-        }
+      tables.fine_to(re.data(), im.data(), 1, T);  // [n][r]: tiles over positions r
       for (int64_t p = 0; p < P; ++p) {
         const std::complex<R>* vrow = vp + (p * M + m) * N;
         R* orow = op + (p * M + m) * L;
@@ -272,11 +277,7 @@ void backward_impl(const at::Tensor& v, const at::Tensor& z, const at::Tensor& g
     std::vector<R> s1re(padded), s1im(padded), s2re(padded), s2im(padded);
     for (int64_t m = begin; m < end; ++m) {
       tables.build(zp + m * N);
-      for (int64_t r = 0; r < T; ++r)  // [r][n] double -> [r][padded] R, for tiles over modes
-        for (int64_t n = 0; n < N; ++n) {
-          re[r * padded + n] = static_cast<R>(tables.fine_re[r * N + n]);
-          im[r * padded + n] = static_cast<R>(tables.fine_im[r * N + n]);
-        }
+      tables.fine_to(re.data(), im.data(), padded, 1);  // [r][padded]: tiles over modes n
       std::fill(total_z.begin(), total_z.end(), cdouble(0.0, 0.0));
       for (int64_t p = 0; p < P; ++p) {
         const R* grow = gp + (p * M + m) * L;

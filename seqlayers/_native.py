@@ -91,11 +91,19 @@ class NativeLibrary:
         return torch.cuda.is_available() and CUDA_HOME is not None
 
     def sources(self) -> list[Path]:
-        """The C++ sources (and the CUDA ones when :attr:`with_cuda`), sorted; empty if none."""
+        """The C++ sources (and the CUDA ones when :attr:`with_cuda`), sorted; empty if none.
+
+        Listed once per library object (the name hashes them once too), so the checks ``"auto"``
+        makes on every call do not scan the folder again.
+        """
+        return list(self._source_list)
+
+    @functools.cached_property
+    def _source_list(self) -> tuple[Path, ...]:
         if not self.source_dir.is_dir():
-            return []
+            return ()
         cuda = sorted((self.source_dir / "cuda").glob("*.cu")) if self.with_cuda else []
-        return sorted(self.source_dir.glob("*.cpp")) + cuda
+        return tuple(sorted(self.source_dir.glob("*.cpp")) + cuda)
 
     @functools.cached_property
     def name(self) -> str:
