@@ -12,7 +12,7 @@ from seqlayers.ops.conv import naive_long_conv
 from seqlayers.ops.conv.monarch import dft_blocks, monarch_long_conv, monarch_size
 from tests.helpers import REL_RMS_TOL, rel_rms
 
-from .conv_checks import make_inputs
+from .conv_checks import check_against_oracle, make_inputs
 
 LENGTHS = [1, 15, 100, 257, 1000, 1009]  # 1009 is prime
 
@@ -116,6 +116,15 @@ def test_low_precision_input_returns_its_dtype(dtype):
     y = monarch_long_conv(u, k, D, *exact_blocks(300, 300))
     assert y.dtype == dtype
     assert rel_rms(y, naive_long_conv(u.float(), k, D)) < REL_RMS_TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("B, L, Lk", [(1, 257, 257), (3, 1000, 301)])
+def test_forward_and_every_gradient_match_the_oracle(dtype, B, L, Lk):
+    """y, du, dk, dD against the float32 naive oracle, each within its dtype's tolerance."""
+    blocks = exact_blocks(L, Lk)
+    check_against_oracle(lambda u, k, D: monarch_long_conv(u, k, D, *blocks), "cpu",
+                         *make_inputs(B, 3, L, Lk, dtype=dtype))
 
 
 def test_non_contiguous_inputs():
