@@ -233,15 +233,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_scan_backward(
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(seqlayers, m) {
-  m.def("linear_scan_forward(Tensor a, Tensor b, Tensor? h0) -> Tensor");
+  m.def("native_linear_scan_forward(Tensor a, Tensor b, Tensor? h0) -> Tensor");
   m.def(
-      "linear_scan_backward(Tensor a, Tensor h, Tensor? h0, Tensor grad_h, bool need_grad_a)"
+      "native_linear_scan_backward(Tensor a, Tensor h, Tensor? h0, Tensor grad_h, bool need_grad_a)"
       " -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(seqlayers, CPU, m) {
-  m.impl("linear_scan_forward", &linear_scan_forward);
-  m.impl("linear_scan_backward", &linear_scan_backward);
+  m.impl("native_linear_scan_forward", &linear_scan_forward);
+  m.impl("native_linear_scan_backward", &linear_scan_backward);
 }
 
 }  // namespace seqlayers

@@ -343,15 +343,15 @@ std::tuple<at::Tensor, at::Tensor> vandermonde_backward(const at::Tensor& v, con
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(seqlayers, m) {
-  m.def("vandermonde_forward(Tensor v, Tensor z, int L) -> Tensor");
+  m.def("native_vandermonde_forward(Tensor v, Tensor z, int L) -> Tensor");
   m.def(
-      "vandermonde_backward(Tensor v, Tensor z, Tensor grad, bool need_v, bool need_z)"
+      "native_vandermonde_backward(Tensor v, Tensor z, Tensor grad, bool need_v, bool need_z)"
       " -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(seqlayers, CPU, m) {
-  m.impl("vandermonde_forward", &vandermonde_forward);
-  m.impl("vandermonde_backward", &vandermonde_backward);
+  m.impl("native_vandermonde_forward", &vandermonde_forward);
+  m.impl("native_vandermonde_backward", &vandermonde_backward);
 }
 
 }  // namespace seqlayers

@@ -6,8 +6,7 @@ backends live in :mod:`seqlayers.ops`; kernel generators in :mod:`seqlayers.kern
 :func:`info` reports what this installation can run.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from . import init, kernels, layers, models, ops, optim  # noqa: E402
 from ._info import info  # noqa: E402
 from .layers import S4D, S5, LongConv, SGConv  # noqa: E402

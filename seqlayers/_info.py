@@ -9,7 +9,8 @@ from typing import TextIO
 import torch
 
 from .ops import policy
-from .ops.dispatch import _POLICIES, ENV_VARS, explain, registered_backends
+from ._version import __version__
+from .ops.dispatch import _OPS, explain, registered_backends
 
 POLICY_LENGTHS = (1024, 4096, 16384, 65536)
 POLICY_DTYPES = (torch.float32, torch.bfloat16)
@@ -26,8 +27,6 @@ def _module_version(name: str) -> str:
 
 def info_lines() -> list[str]:
     """The report printed by :func:`info`, as lines."""
-    from . import __version__
-
     lines = [
         f"seqlayers {__version__}",
         f"python    {platform.python_version()} ({sys.platform})",
@@ -39,9 +38,9 @@ def info_lines() -> list[str]:
             lines.append(f"device    cuda:{i} {torch.cuda.get_device_name(i)}")
     else:
         lines.append("device    cpu only (no CUDA device visible)")
-    for op, env in ENV_VARS.items():
-        lines.append(f"{op} backends (override with ${env}):")
-        for backend in registered_backends(op):
+    for op in _OPS.values():
+        lines.append(f"{op.name} backends (override with ${op.env_var}):")
+        for backend in registered_backends(op.name):
             ok, reason = backend.is_available()
             status = "available" if ok else f"unavailable: {reason}"
             auto = "" if backend.auto else " [explicit only]"
@@ -57,7 +56,7 @@ def native_lines() -> list[str]:
     ok, reason = lib.status()
     if not ok:
         state = f"unavailable: {reason}"
-    elif lib.has_kernel("vandermonde_forward", "CPU"):
+    elif lib.has_kernel("native_vandermonde_forward", "CPU"):
         state = "loaded"
     else:
         state = "built, loads on first use" if lib.is_built() else "not built (python -m seqlayers._native build)"
@@ -80,7 +79,7 @@ def _views(device: torch.device, dtype: torch.dtype, L: int) -> tuple:
 
 
 def _policy_state() -> list[str]:
-    table = _POLICIES["long_conv"].table
+    table = _OPS["long_conv"].table
     table_text = f"{table.path} ({len(table.entries)} entries)" if table is not None else "none"
     if policy.autotune_enabled():
         cache = policy.timing_cache()

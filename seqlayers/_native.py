@@ -41,6 +41,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import Unsupported
+
 ENV_VAR = "SEQLAYERS_NATIVE"
 # -fopenmp: at::parallel_for runs its work on torch's OpenMP threads only in code compiled with it
 # (without, the pragma is ignored and every kernel runs on one thread)
@@ -245,27 +247,27 @@ class NativeLibrary:
 LIBRARY = NativeLibrary()
 
 
-def check_cpu_call(x: torch.Tensor, dtypes: tuple[torch.dtype, ...], *, auto: bool) -> tuple[bool, str]:
-    """``(ok, reason)`` for a native CPU backend asked to run on ``x``.
+def check_cpu_call(device: torch.device, dtype: torch.dtype, dtypes: tuple[torch.dtype, ...], *,
+                   auto: bool) -> None:
+    """Raise :class:`~seqlayers.errors.Unsupported` unless a native CPU backend can take a call on
+    ``device`` with ``dtype``. Never builds: asked for by name (``auto=False``) it needs the
+    extension loaded, built or buildable (the first run builds it); for ``"auto"`` it needs it
+    loaded or built, or buildable when ``SEQLAYERS_NATIVE=1``."""
+    if device.type != "cpu":
+        raise Unsupported(f"tensors are on {device}; the native backend runs on the CPU")
+    if dtype not in dtypes:
+        raise Unsupported(f"dtype {dtype} is not one of {[str(d) for d in dtypes]}")
+    ok, reason = LIBRARY.status() if not auto or setting() == "1" else LIBRARY.load(build=False)
+    if not ok:
+        raise Unsupported(reason)
 
-    Checks the device and dtype, then loads the extension: building it if needed when the
-    backend was asked for by name (``auto=False``), or, for ``"auto"``, only when
-    ``SEQLAYERS_NATIVE=1``.
-    """
-    if x.device.type != "cpu":
-        return False, f"tensors are on {x.device}; the native backend runs on the CPU"
-    if x.dtype not in dtypes:
-        return False, f"dtype {x.dtype} is not one of {[str(d) for d in dtypes]}"
-    return LIBRARY.load(build=not auto or setting() == "1")
 
-
-def require(what: str) -> None:
-    """Load (building if needed) the extension, or raise ``BackendUnavailableError`` naming why."""
+def prepare() -> None:
+    """Load the extension, building it first if needed; raise :class:`~seqlayers.errors.Unsupported`
+    with the reason if that fails (the native backends' ``prepare``)."""
     ok, reason = LIBRARY.load(build=True)
     if not ok:
-        from .ops.dispatch import BackendUnavailableError
-
-        raise BackendUnavailableError(f"native {what} is unavailable: {reason}")
+        raise Unsupported(reason)
 
 
 def main(argv: list[str] | None = None) -> int:

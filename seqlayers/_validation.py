@@ -17,3 +17,10 @@ def check_choice(kind: str, value, choices) -> None:
     """Raise ValueError unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"unknown {kind} {value!r}; expected one of {sorted(choices)}")
+
+
+def is_size(value) -> bool:
+    """True for Python ints and symbolic sizes (``torch.SymInt`` under torch.compile / export)."""
+    import torch
+
+    return is_int(value) or isinstance(value, torch.SymInt)

@@ -30,3 +30,13 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_plans():
+    """Tests change backends' limits and registries: no plan outlives a test."""
+    from seqlayers.ops import dispatch
+
+    dispatch.clear_plans()
+    yield
+    dispatch.clear_plans()
+
+

@@ -201,7 +201,7 @@ def write_policy(raw: list[dict], device: torch.device, path: Path) -> None:
         totals = {name: sum(v) for name, v in by_backend.items() if len(v) == most}
         decisions[key] = min(totals, key=totals.get)
     pattern = policy.device_name(device)
-    policy.write_table(path, "long_conv", pattern, policy.table_entries(pattern, decisions))
+    policy.write_table(path, "long_conv", pattern, decisions)
     print(f"wrote {len(decisions)} 'auto' decisions for {pattern!r} to {path}")
 
 

@@ -246,8 +246,8 @@ std::tuple<at::Tensor, at::Tensor> vandermonde_backward_cuda(const at::Tensor& v
 }  // namespace
 
 TORCH_LIBRARY_IMPL(seqlayers, CUDA, m) {
-  m.impl("vandermonde_forward", &vandermonde_forward_cuda);
-  m.impl("vandermonde_backward", &vandermonde_backward_cuda);
+  m.impl("native_vandermonde_forward", &vandermonde_forward_cuda);
+  m.impl("native_vandermonde_backward", &vandermonde_backward_cuda);
 }
 
 }  // namespace seqlayers

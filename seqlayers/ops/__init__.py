@@ -8,11 +8,14 @@ Backends are listed by :func:`available_backends` and chosen per call (``backend
 (:func:`use_backend`) or per process (environment variables); see :mod:`seqlayers.ops.dispatch`.
 ``"auto"`` follows a measured policy (:mod:`seqlayers.ops.policy`): an opt-in one-time timing
 per device, dtype and size bucket (:func:`set_autotune`, ``SEQLAYERS_AUTOTUNE=1``), else a table
-shipped with the package, else a static priority order.
+shipped with the package, else a static priority order. Every op is a ``torch.library`` custom
+op (see :mod:`seqlayers.ops.autograd`): it composes with ``torch.compile``, ``torch.export`` and
+``torch.func``.
 """
 
+from ..errors import BackendUnavailableError
 from .conv import long_conv
-from .dispatch import BackendUnavailableError, available_backends, unavailable_backends, use_backend
+from .dispatch import available_backends, unavailable_backends, use_backend
 from .policy import autotune_enabled, set_autotune
 from .scan import linear_scan
 from .vandermonde import vandermonde

@@ -33,3 +33,21 @@ def broken_library(fresh_cache, tmp_path, monkeypatch):
     sources.mkdir()
     (sources / "broken.cpp").write_text("#error deliberately broken\n")
     monkeypatch.setattr(_native, "LIBRARY", _native.NativeLibrary(sources))
+
+
+def fake_backend(op, name, run, *, priority=0, auto=True, available=(True, ""), supports=None):
+    """A registry entry whose forward is ``run(*inputs)``; ``supports(call) -> (ok, reason)``
+    decides what it plans (every call by default), ``available`` whether it loads at all."""
+    from types import SimpleNamespace
+
+    from seqlayers.errors import Unsupported
+    from seqlayers.ops.dispatch import Backend
+
+    def plan(call, auto):
+        ok, reason = supports(call) if supports is not None else (True, "")
+        if not ok:
+            raise Unsupported(reason)
+
+    impl = SimpleNamespace(is_available=lambda: available, plan=plan,
+                           forward=lambda plan, *inputs: run(*inputs))
+    return Backend(op, name, impl, priority=priority, auto=auto)

@@ -32,13 +32,15 @@ def forward_and_grads(fn, u, k, D, dy):
 
 
 def check_against_oracle(fn, device, u, k, D, dy):
-    """Run ``fn`` on ``device`` and compare with the float32 oracle on the CPU, output by output.
+    """Run ``fn`` on ``device`` and compare with the oracle run in float64 on the CPU, output by
+    output (a float32 oracle has errors of its own: its ``dD``, a sum with cancellation, can be
+    off by more than 1e-5).
 
     Each output is held to the tolerance of its own dtype (``dk`` has ``k``'s dtype).
     """
     on_dev = [t.to(device) if t is not None else None for t in (u, k, D, dy)]
     got = forward_and_grads(fn, *on_dev)
-    want = forward_and_grads(naive_long_conv, *(t.float() if t is not None else None for t in (u, k, D, dy)))
+    want = forward_and_grads(naive_long_conv, *(t.double() if t is not None else None for t in (u, k, D, dy)))
     assert got[0].dtype == u.dtype and got[0].shape == u.shape
     assert got[1].dtype == u.dtype and got[2].dtype == k.dtype
     assert_outputs_close(got, want)

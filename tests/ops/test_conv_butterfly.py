@@ -7,7 +7,7 @@ sizes by lowering the one-pass limit ``butterfly._MAX_ONE_PASS`` to 256 or 512 (
 then 16 x 256, 8192 is 32 x 256 or 16 x 512, 16384 is 64 x 256); the same tolerances hold there
 (measured 1e-7 to 6e-7 in float32).
 
-Tolerances (relative RMS error against the float32 oracle fed the same inputs), from
+Tolerances (relative RMS error against the oracle run in float64 on the same inputs), from
 ``tests.helpers.REL_RMS_TOL``: float32 1e-5 (measured 1e-7 to 5e-7 with ``"ieee"`` dots),
 bfloat16 2e-2 (measured 3.4e-3, the output's rounding), float16 4e-3 (measured 2e-4 to 5e-4).
 The interpreter computes every dot in float32; :func:`test_tf32_dots_within_half_tolerance`
@@ -29,7 +29,9 @@ pytest.importorskip("triton")
 pytestmark = pytest.mark.triton
 
 from seqlayers.ops import BackendUnavailableError, long_conv  # noqa: E402
-from seqlayers.ops.conv import butterfly, fft, naive_long_conv  # noqa: E402
+from seqlayers.ops import dispatch  # noqa: E402
+from seqlayers.ops.conv import butterfly, naive_long_conv  # noqa: E402
+from seqlayers.ops import triton_utils  # noqa: E402
 from seqlayers.ops.dispatch import select  # noqa: E402
 
 from ..helpers import REL_RMS_TOL, rel_rms  # noqa: E402
@@ -43,9 +45,17 @@ DEVICE = "cpu" if INTERPRET else "cuda"
 LENGTHS = [1, 2, 15, 64, 257, 1000, 997]  # 997 is prime
 
 
-def check(u, k, D, dy, **kwargs):
-    """Compare the backend on DEVICE with the float32 oracle on the CPU, output by output."""
-    check_against_oracle(lambda *args: butterfly.butterfly_long_conv(*args, **kwargs), DEVICE, u, k, D, dy)
+def butterfly_conv(u, k, D=None):
+    return long_conv(u, k, D, backend="butterfly")
+
+
+def supports(u, k, D=None):
+    return dispatch.supports("long_conv", "butterfly", u, k, D)
+
+
+def check(u, k, D, dy):
+    """Compare the backend on DEVICE with the float64 oracle on the CPU, output by output."""
+    check_against_oracle(butterfly_conv, DEVICE, u, k, D, dy)
 
 
 @pytest.mark.parametrize("L", LENGTHS)
@@ -76,9 +86,10 @@ def test_half_precision_matches_oracle(dtype, L):
 
 
 @pytest.mark.parametrize("precision", butterfly.PRECISIONS)
-def test_every_input_precision_runs(precision):
+def test_every_input_precision_runs(precision, monkeypatch):
+    monkeypatch.setenv(butterfly.PRECISION_ENV, precision)
     u, k, D, dy = make_inputs(2, 3, 100, 100, dtype=torch.bfloat16, k_dtype=torch.bfloat16)
-    check(u, k, D, dy, input_precision=precision)
+    check(u, k, D, dy)
 
 
 @pytest.mark.skipif(not INTERPRET, reason="emulates TF32 inside the CPU interpreter")
@@ -116,14 +127,14 @@ def test_mixed_dtypes_and_no_skip_term():
 
 def test_batch_split_across_programs(monkeypatch):
     """Several programs per feature: partial dk and dD sums are reduced correctly."""
-    monkeypatch.setattr(fft, "_target_programs", lambda device: 10**6)
+    monkeypatch.setattr(triton_utils, "target_programs", lambda device: 10**6)
     check(*make_inputs(7, 3, 200, 200))
 
 
 def test_only_some_gradients():
     u, k, D, dy = (t.to(DEVICE) for t in make_inputs(2, 3, 50, 20))
     u.requires_grad_()
-    y = butterfly.butterfly_long_conv(u, k, D)
+    y = butterfly_conv(u, k, D)
     (du,) = torch.autograd.grad(y, u, dy)
     du_ref = torch.autograd.grad(naive_long_conv(u.cpu(), k.cpu(), D.cpu()), u, dy.cpu())[0]
     assert rel_rms(du.cpu(), du_ref) <= REL_RMS_TOL[torch.float32]
@@ -160,19 +171,21 @@ def test_registry_explicit_and_auto():
 def test_unsupported_calls_say_why():
     u, k, D, _ = make_inputs(2, 3, 40, 40)
     u, k, D = u.to(DEVICE), k.to(DEVICE), D.to(DEVICE)
-    ok, reason = butterfly.supports(u.double(), k.double(), None)
+    ok, reason = supports(u.double(), k.double(), None)
     assert not ok and "float64" in reason and "backend='torch'" in reason
     with pytest.raises(BackendUnavailableError, match="float64"):
         long_conv(u.double(), k.double(), backend="butterfly")
     outer_u, outer_k = torch.zeros(1, 1, 3000, device=DEVICE), torch.zeros(1, 1098, device=DEVICE)
-    assert butterfly.supports(outer_u, outer_k)[0]  # N = 8192: the outer path
+    assert supports(outer_u, outer_k)[0]  # N = 8192: the outer path
     if DEVICE == "cpu":
-        ok, reason = butterfly.auto_supports(u, k, D)
-        assert not ok and "backend='butterfly' explicitly" in reason
+        assert "backend='butterfly' explicitly" in dispatch.explain("long_conv", u, k, D).skipped["butterfly"]
     with pytest.raises(ValueError, match="Lk"):
-        butterfly.butterfly_long_conv(u, torch.randn(3, 41, device=DEVICE))
-    with pytest.raises(ValueError, match="input_precision"):
-        butterfly.butterfly_long_conv(u, k, D, input_precision="bf16")
+        butterfly_conv(u, torch.randn(3, 41, device=DEVICE))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(butterfly.PRECISION_ENV, "bf16")
+        dispatch.clear_plans()
+        with pytest.raises(BackendUnavailableError, match="SEQLAYERS_BUTTERFLY_PRECISION='bf16'"):
+            butterfly_conv(u, k, D)
 
 
 def test_default_precision_follows_each_results_dtype():
@@ -188,8 +201,8 @@ def test_causality():
     u, k, D = u.to(DEVICE), k.to(DEVICE), D.to(DEVICE)
     u2 = u.clone()
     u2[..., 40:] += 1.0
-    y = butterfly.butterfly_long_conv(u, k, D)
-    y2 = butterfly.butterfly_long_conv(u2, k, D)
+    y = butterfly_conv(u, k, D)
+    y2 = butterfly_conv(u2, k, D)
     torch.testing.assert_close(y[..., :40], y2[..., :40], rtol=0, atol=1e-5)
     assert (y[..., 40:] - y2[..., 40:]).abs().max() > 1e-3
 
@@ -214,8 +227,8 @@ def test_time_shift_equivariance(L, shift, seed):
     u, k, D, _ = make_inputs(2, 3, L, max(1, L // 2), seed=seed)
     u, k, D = u.to(DEVICE), k.to(DEVICE), D.to(DEVICE)
     u_late = torch.nn.functional.pad(u, (shift, 0))
-    y = butterfly.butterfly_long_conv(u, k, D)
-    y_late = butterfly.butterfly_long_conv(u_late, k, D)
+    y = butterfly_conv(u, k, D)
+    y_late = butterfly_conv(u_late, k, D)
     assert rel_rms(y_late[..., shift:].cpu(), y.cpu()) <= REL_RMS_TOL[torch.float32]
     assert y_late[..., :shift].abs().max() <= 1e-5 * y.abs().max()
 
@@ -263,7 +276,7 @@ def test_outer_pass_batch_chunks_and_groups(one_pass_256, monkeypatch):
     """Scratch of one pair at a time (odd batch: the last chunk holds one row) and several
     programs per row: the partial ``dk`` spectra and ``dD`` sums add up."""
     monkeypatch.setattr(butterfly, "_SCRATCH_BYTES", 1)
-    monkeypatch.setattr(fft, "_target_programs", lambda device: 10**6)
+    monkeypatch.setattr(triton_utils, "target_programs", lambda device: 10**6)
     assert butterfly._batch_chunks(5, 2, 4096) == [(0, 2), (2, 4), (4, 5)]
     check(*make_inputs(5, 2, 600, 600))
 
@@ -273,7 +286,7 @@ def test_outer_pass_only_some_gradients(one_pass_256, wrt):
     """``du`` alone runs the forward passes as a correlation; ``dk`` alone skips ``du``."""
     u, k, D, dy = (t.to(DEVICE) for t in make_inputs(3, 2, 600, 400))
     x = {"u": u, "k": k}[wrt].requires_grad_()
-    (got,) = torch.autograd.grad(butterfly.butterfly_long_conv(u, k, D), x, dy)
+    (got,) = torch.autograd.grad(butterfly_conv(u, k, D), x, dy)
     ref = {"u": u, "k": k}[wrt].detach().cpu().requires_grad_()
     args = [ref if name == wrt else t.detach().cpu() for name, t in (("u", u), ("k", k))]
     (want,) = torch.autograd.grad(naive_long_conv(*args, D.cpu()), ref, dy.cpu())
@@ -284,10 +297,10 @@ def test_beyond_the_largest_size_is_refused(one_pass_256):
     """With a one-pass limit of 256 the largest FFT size is 64 x 256 = 16384."""
     assert butterfly.max_size(None) == 16384
     u, k = torch.zeros(1, 1, 9000, device=DEVICE), torch.zeros(1, 7385, device=DEVICE)
-    assert butterfly.supports(u, k[:, :7384])[0]  # L + Lk - 1 = 16383
-    assert butterfly.supports(u, k)[0]  # L + Lk - 1 = 16384 = 64 * 256
+    assert supports(u, k[:, :7384])[0]  # L + Lk - 1 = 16383
+    assert supports(u, k)[0]  # L + Lk - 1 = 16384 = 64 * 256
     u = torch.zeros(1, 1, 9000 + 1, device=DEVICE)
-    ok, reason = butterfly.supports(u, k)  # 16385 -> N = 32768
+    ok, reason = supports(u, k)  # 16385 -> N = 32768
     assert not ok and "16384" in reason and "32768" in reason and "backend='fft'" in reason
     with pytest.raises(BackendUnavailableError, match="largest size 16384"):
         long_conv(u, k, backend="butterfly")
@@ -342,11 +355,11 @@ def test_a_100kb_device_gets_the_outer_pass_not_a_launch_failure(monkeypatch):
     monkeypatch.setattr(butterfly, "_smem_per_block", lambda device: 99 * 1024)
     assert butterfly._plan(4096, butterfly.one_pass_limit(99 * 1024)) == (16, 256)
     u, k = torch.zeros(1, 1, 70000, device=DEVICE), torch.zeros(1, 61074, device=DEVICE)
-    assert butterfly.supports(u, k[:, :61073])[0]  # L + Lk - 1 = 131072 = 64 * 2048
-    ok, reason = butterfly.supports(u, k)
+    assert supports(u, k[:, :61073])[0]  # L + Lk - 1 = 131072 = 64 * 2048
+    ok, reason = supports(u, k)
     assert not ok and "largest size 131072" in reason and "one-pass limit 2048" in reason
     monkeypatch.setattr(butterfly, "_smem_per_block", lambda device: 4 * 1024)
-    ok, reason = butterfly.supports(u[..., :10], k[:, :10])
+    ok, reason = supports(u[..., :10], k[:, :10])
     assert not ok and "shared memory" in reason and "backend='fft'" in reason
 
 
@@ -357,6 +370,6 @@ def test_outer_size_limited_by_shared_memory(monkeypatch):
     monkeypatch.setattr(butterfly, "_smem_per_block", lambda device: 48 * 1024)
     u, k = torch.zeros(1, 1, 20000, device=DEVICE), torch.zeros(1, 12770, device=DEVICE)
     assert butterfly._device_plan(u.device, 32768) == (32, 1024)
-    assert butterfly.supports(u, k[:, :12769])[0]  # L + Lk - 1 = 32768
-    ok, reason = butterfly.supports(u, k)
+    assert supports(u, k[:, :12769])[0]  # L + Lk - 1 = 32768
+    ok, reason = supports(u, k)
     assert not ok and "largest size 32768" in reason and "at most 32 times" in reason

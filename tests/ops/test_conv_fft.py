@@ -4,7 +4,7 @@ Runs under ``TRITON_INTERPRET=1`` on the CPU (small shapes); with ``TRITON_INTER
 CUDA machine the same tests run compiled. The four-step (long-sequence) path is exercised at
 small sizes by lowering ``fft._MAX_ONE_PASS``.
 
-Tolerances (relative RMS error against the float32 oracle fed the same inputs): float32 1e-5
+Tolerances (relative RMS error against the oracle run in float64 on the same inputs): float32 1e-5
 (measured about 5e-7 here), bfloat16 2e-2, float16 4e-3 (the output's rounding dominates).
 """
 
@@ -24,6 +24,8 @@ pytestmark = pytest.mark.triton
 
 from seqlayers.ops import BackendUnavailableError, long_conv  # noqa: E402
 from seqlayers.ops.conv import fft, naive_long_conv  # noqa: E402
+from seqlayers.ops import dispatch  # noqa: E402
+from seqlayers.ops import triton_utils  # noqa: E402
 from seqlayers.ops.dispatch import select  # noqa: E402
 
 from ..helpers import REL_RMS_TOL, rel_rms  # noqa: E402
@@ -43,9 +45,13 @@ def four_step(monkeypatch):
     monkeypatch.setattr(fft, "_MAX_ONE_PASS", 16)
 
 
+def fft_conv(u, k, D=None):
+    return long_conv(u, k, D, backend="fft")
+
+
 def check(u, k, D, dy):
-    """Compare the backend on DEVICE with the float32 oracle on the CPU, output by output."""
-    check_against_oracle(fft.triton_fft_long_conv, DEVICE, u, k, D, dy)
+    """Compare the backend on DEVICE with the float64 oracle on the CPU, output by output."""
+    check_against_oracle(fft_conv, DEVICE, u, k, D, dy)
 
 
 @pytest.mark.parametrize("L", LENGTHS)
@@ -84,7 +90,7 @@ def test_four_step_without_skip_term(four_step):
 
 def test_batch_split_across_programs(monkeypatch):
     """Several programs per feature: partial dk and dD sums are reduced correctly."""
-    monkeypatch.setattr(fft, "_target_programs", lambda device: 10**6)
+    monkeypatch.setattr(triton_utils, "target_programs", lambda device: 10**6)
     check(*make_inputs(7, 3, 200, 200))
     monkeypatch.setattr(fft, "_MAX_ONE_PASS", 16)
     check(*make_inputs(7, 2, 100, 100))
@@ -112,15 +118,14 @@ def test_registry_explicit_and_auto():
 
 def test_unsupported_calls_say_why():
     u, k, D, _ = make_inputs(2, 3, 40, 40)
-    ok, reason = fft.supports(u.double().to(DEVICE), k.double().to(DEVICE), None)
+    ok, reason = dispatch.supports("long_conv", "fft", u.double().to(DEVICE), k.double().to(DEVICE), None)
     assert not ok and "float64" in reason and "backend='torch'" in reason
     with pytest.raises(BackendUnavailableError, match="float64"):
         long_conv(u.double().to(DEVICE), k.double().to(DEVICE), backend="fft")
     if DEVICE == "cpu":
-        ok, reason = fft.auto_supports(u, k, D)
-        assert not ok and "backend='fft' explicitly" in reason
+        assert "backend='fft' explicitly" in dispatch.explain("long_conv", u, k, D).skipped["fft"]
     with pytest.raises(ValueError, match="Lk"):
-        fft.triton_fft_long_conv(u.to(DEVICE), torch.randn(3, 41, device=DEVICE))
+        fft_conv(u.to(DEVICE), torch.randn(3, 41, device=DEVICE))
 
 
 def test_causality():
@@ -129,7 +134,7 @@ def test_causality():
     u, k, D = u.to(DEVICE), k.to(DEVICE), D.to(DEVICE)
     u2 = u.clone()
     u2[..., 40:] += 1.0
-    y, y2 = fft.triton_fft_long_conv(u, k, D), fft.triton_fft_long_conv(u2, k, D)
+    y, y2 = fft_conv(u, k, D), fft_conv(u2, k, D)
     torch.testing.assert_close(y[..., :40], y2[..., :40], rtol=0, atol=1e-5)
     assert (y[..., 40:] - y2[..., 40:]).abs().max() > 1e-3
 
@@ -147,7 +152,9 @@ def test_random_shapes(B, H, L, frac, decomposed, seed):
     Lk = max(1, round(frac * L))
     old = fft._MAX_ONE_PASS
     fft._MAX_ONE_PASS = 16 if decomposed else old
+    dispatch.clear_plans()
     try:
         check(*make_inputs(B, H, L, Lk, seed=seed))
     finally:
         fft._MAX_ONE_PASS = old
+        dispatch.clear_plans()

@@ -9,6 +9,8 @@ from seqlayers.ops import BackendUnavailableError, available_backends, long_conv
 from seqlayers.ops import dispatch
 from seqlayers.ops.dispatch import Backend, register, select
 
+from .conftest import fake_backend
+
 
 @pytest.fixture
 def fake_backends():
@@ -20,11 +22,10 @@ def fake_backends():
         return torch.zeros_like(u)
 
     added = [
-        register(Backend("long_conv", "broken", record, available=lambda: (False, "needs a GPU"), priority=50)),
-        register(Backend("long_conv", "recorder", record, auto=False, priority=-50)),
-        register(
-            Backend("long_conv", "picky", record, supports=lambda u, k, D: (False, "odd length"), priority=40)
-        ),
+        register(fake_backend("long_conv", "broken", record, available=(False, "needs a GPU"), priority=50)),
+        register(fake_backend("long_conv", "recorder", record, auto=False, priority=-50)),
+        register(fake_backend("long_conv", "picky", record, supports=lambda call: (False, "odd length"),
+                              priority=40)),
     ]
     yield calls
     for backend in added:
@@ -57,7 +58,9 @@ def test_explicit_unavailable_backend_raises_with_reason(fake_backends):
 
 def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown backend 'nope' for long_conv"):
-        long_conv(*_args(), backend="nope")
+        long_conv(*_args(), backend="nope")  # refused at the entry, before any work
+    with pytest.raises(ValueError, match="unknown backend 'nope' for long_conv"):
+        select("long_conv", "nope", *_args())
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         with use_backend("nope"):
             pass
@@ -98,6 +101,6 @@ def test_use_backend_restricted_to_one_op(fake_backends):
 
 def test_register_rejects_auto_and_unknown_op():
     with pytest.raises(ValueError, match="reserved"):
-        register(Backend("long_conv", "auto", lambda: None))
+        register(Backend("long_conv", "auto", "nowhere"))
     with pytest.raises(ValueError, match="unknown op"):
-        register(Backend("conv3d", "x", lambda: None))
+        register(Backend("conv3d", "x", "nowhere"))

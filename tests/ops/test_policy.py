@@ -6,6 +6,7 @@ nothing here asserts a real duration. The cache lives in tmp_path, never in the 
 """
 
 import collections
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -19,8 +20,10 @@ import torch
 import seqlayers
 from seqlayers import _info
 from seqlayers.ops import dispatch, long_conv, policy, set_autotune, use_backend
-from seqlayers.ops.dispatch import Backend, OpPolicy, explain, select
+from seqlayers.ops.dispatch import explain, select
 from seqlayers.ops.policy import PolicyKey, ShippedTable, TimingCache
+
+from .conftest import fake_backend
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW, FAST = 1e-2, 1e-3  # fake seconds per call
@@ -48,7 +51,7 @@ class Fakes:
         monkeypatch.setattr(policy, "_now", lambda: self.now)
         self.registry = {}
         monkeypatch.setitem(dispatch._REGISTRY, "long_conv", self.registry)
-        monkeypatch.setitem(dispatch._POLICIES, "long_conv", dispatch._POLICIES["long_conv"])
+        monkeypatch.setitem(dispatch._OPS, "long_conv", dispatch._OPS["long_conv"])
 
     def add(self, name, cost, priority, **kwargs):
         """Register ``name`` taking ``cost(u)`` fake seconds per call."""
@@ -58,12 +61,12 @@ class Fakes:
             self.now += cost(u) if callable(cost) else cost
             return torch.zeros_like(u)
 
-        self.registry[name] = Backend("long_conv", name, run, priority=priority, **kwargs)
+        self.registry[name] = fake_backend("long_conv", name, run, priority=priority, **kwargs)
 
     def use_table(self, entries, path):
         path.write_text(json.dumps({"format": 1, "op": "long_conv", "entries": entries}))
-        shape = dispatch._POLICIES["long_conv"].shape
-        self.monkeypatch.setitem(dispatch._POLICIES, "long_conv", OpPolicy(shape, ShippedTable(path)))
+        op = dataclasses.replace(dispatch._OPS["long_conv"], table=ShippedTable(path))
+        self.monkeypatch.setitem(dispatch._OPS, "long_conv", op)
 
 
 @pytest.fixture
@@ -206,7 +209,7 @@ def test_winner_that_refuses_falls_back_with_reason_logged_once(monkeypatch, cap
     fakes = Fakes(monkeypatch)
     fakes.add("slow", SLOW, priority=10)
     fakes.add("fast", FAST, priority=5,
-              supports=lambda u, k, D: (u.shape[-1] <= 600, "longer than 600"))
+              supports=lambda call: (call.length <= 600, "longer than 600"))
     set_autotune(True)
     assert select("long_conv", "auto", *_args(L=513)).name == "fast"
     with caplog.at_level(logging.INFO, logger="seqlayers.ops"):
@@ -220,7 +223,7 @@ def test_a_backend_failing_while_timed_is_skipped(fakes, caplog):
     def broken(u, k, D):
         raise RuntimeError("kernel exploded")
 
-    fakes.registry["broken"] = Backend("long_conv", "broken", broken, priority=20)
+    fakes.registry["broken"] = fake_backend("long_conv", "broken", broken, priority=20)
     set_autotune(True)
     with caplog.at_level(logging.INFO, logger="seqlayers.ops"):
         assert select("long_conv", "auto", *_args()).name == "fast"
@@ -256,7 +259,7 @@ def test_shipped_table(fakes, tmp_path, isolated):
     assert select("long_conv", "auto", *_args(L=100)).name == "slow"  # no entry: priority
     assert not fakes.calls and not isolated.exists()
     set_autotune(True)  # the timing cache comes first
-    fakes.registry["fast"].fn = fakes.registry["slow"].fn
+    fakes.add("fast", SLOW, priority=5)  # no longer fast
     fakes.add("fastest", 0.0, priority=0)
     assert select("long_conv", "auto", *_args()).name == "fastest"
 
@@ -273,7 +276,7 @@ def test_malformed_table_warns_once(fakes, tmp_path):
 
 
 def test_the_shipped_table_of_long_conv_is_valid():
-    table = dispatch._POLICIES["long_conv"].table
+    table = dispatch._OPS["long_conv"].table
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert isinstance(table.entries, list)
@@ -291,7 +294,7 @@ def test_explain_never_times(fakes, isolated):
 
 
 def test_info_lists_decisions_without_timing(fakes, isolated):
-    fakes.add("cuda_only", FAST, priority=50, supports=lambda u, k, D: (u.is_cuda, "needs CUDA"))
+    fakes.add("cuda_only", FAST, priority=50, supports=lambda call: (call.device.type == "cuda", "needs CUDA"))
     set_autotune(True)
     key = PolicyKey.of("long_conv", torch.device("cpu"), torch.float32, 4096, 16 * 768)
     policy.timing_cache().record(key, "fast", {"fast": 1.0, "slow": 2.0}, [16, 768, 4096])
@@ -334,11 +337,30 @@ def test_public_names():
     assert seqlayers.ops.autotune_enabled() is False
 
 
-def test_ops_without_a_policy_use_priority(monkeypatch):
-    noop = Backend("linear_scan", "only", lambda a, b, h0: b, priority=1)
+def test_every_op_has_a_policy(monkeypatch):
+    """linear_scan and vandermonde are keyed like long_conv; one candidate is never timed."""
+    noop = fake_backend("linear_scan", "only", lambda a, b, h0: b, priority=1)
     monkeypatch.setitem(dispatch._REGISTRY, "linear_scan", {"only": noop})
     set_autotune(True)
     args = torch.zeros(1, 3, 2), torch.zeros(1, 3, 2), None
     assert select("linear_scan", "auto", *args) is noop
     decision = explain("linear_scan", *args)
-    assert (decision.backend, decision.source, decision.key) == ("only", "priority", None)
+    assert (decision.backend, decision.source) == ("only", "priority")
+    assert decision.key == PolicyKey("linear_scan", "cpu", "float32", 4, 2)
+
+
+def test_scan_auto_decides_by_timing(monkeypatch, isolated):
+    """With autotune on, "auto" for linear_scan times its candidates like long_conv's."""
+    fakes = Fakes(monkeypatch)
+    monkeypatch.setitem(dispatch._REGISTRY, "linear_scan", {})
+    for name, cost, priority in (("slow", SLOW, 10), ("fast", FAST, 5)):
+        def run(a, b, h0, cost=cost, name=name):
+            fakes.calls[name] += 1
+            fakes.now += cost
+            return b
+        dispatch._REGISTRY["linear_scan"][name] = fake_backend("linear_scan", name, run, priority=priority)
+    set_autotune(True)
+    args = torch.zeros(2, 100, 4), torch.zeros(2, 100, 4), None
+    assert select("linear_scan", "auto", *args).name == "fast"
+    section = json.loads(isolated.read_text())["versions"][policy.versions()]
+    assert section["linear_scan|cpu|float32|L128|W8"]["backend"] == "fast"

@@ -202,7 +202,7 @@ def _bad(shape=(2, 5, 3), dtype=torch.float32):
     "args, match",
     [
         ((_bad((5, 3)), _bad((5, 3))), r"a must have shape \(B, L, P\).*got \(5, 3\)"),
-        ((_bad((2, 0, 3)), _bad((2, 0, 3))), r"B, L, P >= 1, got \(2, 0, 3\)"),
+        ((_bad((2, 0, 3)), _bad((2, 0, 3))), r"L, P >= 1, got \(2, 0, 3\)"),
         ((_bad(), _bad((2, 5, 4))), r"b must have a's shape \(B, L, P\) = \(2, 5, 3\), got \(2, 5, 4\)"),
         ((_bad(), _bad((1, 5, 3))), r"got \(1, 5, 3\)"),
         ((_bad((1, 5, 3)), _bad((2, 5, 3))), r"= \(1, 5, 3\), got \(2, 5, 3\)"),

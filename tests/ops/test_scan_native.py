@@ -15,7 +15,7 @@ from seqlayers import _native
 from seqlayers.ops import linear_scan
 from seqlayers.ops.dispatch import BackendUnavailableError, select
 from seqlayers.ops.scan import naive_linear_scan
-from seqlayers.ops.scan import native as native_backend
+from seqlayers.ops import dispatch
 
 from .test_scan import TOL, assert_close, forward_and_grads, make_inputs
 
@@ -44,7 +44,7 @@ def test_native_matches_naive_forward_and_grads(built, dtype, L, B, with_h0):
 @pytest.mark.parametrize("with_h0", [True, False], ids=["h0", "zeros"])
 def test_gradcheck(built, dtype, L, with_h0):
     a, b, h0 = (None if t is None else t.requires_grad_() for t in make_inputs(2, L, 3, dtype, with_h0))
-    assert torch.autograd.gradcheck(native_backend.native_linear_scan, (a, b, h0))
+    assert torch.autograd.gradcheck(native, (a, b, h0))
 
 
 def test_states_split_across_threads(built):
@@ -122,7 +122,7 @@ def test_registry_explicit_and_auto(built, monkeypatch):
 
 def test_unsupported_calls_fall_back(built):
     a, b, _ = make_inputs(1, 10, 2, torch.float32)
-    ok, reason = native_backend.supports(a.to("meta"), b.to("meta"), None)
+    ok, reason = dispatch.supports("linear_scan", "native", a.to("meta"), b.to("meta"), None)
     assert not ok and "CPU" in reason
 
 

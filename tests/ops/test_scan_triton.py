@@ -19,8 +19,9 @@ pytest.importorskip("triton")
 pytestmark = pytest.mark.triton
 
 from seqlayers.ops import linear_scan  # noqa: E402
+from seqlayers.ops import dispatch  # noqa: E402
 from seqlayers.ops.dispatch import select  # noqa: E402
-from seqlayers.ops.scan import naive_linear_scan, triton as scan_triton  # noqa: E402
+from seqlayers.ops.scan import naive_linear_scan  # noqa: E402
 
 from .test_scan import HALF_RMS, TOL, assert_close, forward_and_grads, make_inputs  # noqa: E402
 
@@ -63,7 +64,7 @@ def test_several_state_blocks_and_batch_of_one(P):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
 def test_gradcheck(dtype):
     a, b, h0 = (t.requires_grad_() for t in on_device(*make_inputs(1, 4, 2, dtype)))
-    assert torch.autograd.gradcheck(scan_triton.triton_linear_scan, (a, b, h0), fast_mode=True)
+    assert torch.autograd.gradcheck(triton_scan, (a, b, h0), fast_mode=True)
 
 
 def test_non_contiguous_inputs():
@@ -104,20 +105,19 @@ def test_hypothesis_shapes(B, L, P, complex_):
 def test_supports_rejects_cpu_tensors_without_the_interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     a = torch.zeros(1, 4, 2)
-    ok, reason = scan_triton.supports(a, a, None)
+    ok, reason = dispatch.supports("linear_scan", "triton", a, a, None)
     assert not ok and "CUDA" in reason
 
 
 def test_auto_never_picks_the_interpreter():
     a = torch.zeros(1, 4, 2)
-    ok, reason = scan_triton.auto_supports(a, a, None)
-    assert not ok and "backend='triton'" in reason
+    assert "backend='triton'" in dispatch.explain("linear_scan", a, a, None).skipped["triton"]
     assert select("linear_scan", "auto", a, a, None).name in ("torch", "native")  # never the interpreter
 
 
 def test_supports_rejects_other_dtypes():
     a = torch.zeros(1, 4, 2, dtype=torch.bfloat16, device=DEVICE)
-    ok, reason = scan_triton.supports(a, a, None)
+    ok, reason = dispatch.supports("linear_scan", "triton", a, a, None)
     assert not ok and "bfloat16" in reason
 
 

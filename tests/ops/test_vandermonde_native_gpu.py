@@ -29,7 +29,7 @@ def cuda_built():
     ok, reason = _native.LIBRARY.load(build=True)
     if not ok:
         pytest.skip(f"native extension unavailable: {reason}")
-    if not _native.LIBRARY.has_kernel("vandermonde_forward", "CUDA"):
+    if not _native.LIBRARY.has_kernel("native_vandermonde_forward", "CUDA"):
         pytest.skip("the native extension was built without CUDA kernels")
 
 

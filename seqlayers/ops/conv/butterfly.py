@@ -55,7 +55,7 @@ Design:
   pass of ``dy``. Each scratch buffer is bounded by ``_SCRATCH_BYTES`` (1 GiB): a larger batch
   is processed in chunks of pairs. Largest size ``N <= 64 *`` the one-pass limit (262144 with a
   4096 limit, so ``L + Lk - 1 <= 262144``: ``L <= 131072`` with a full-length kernel); longer
-  calls are refused by :func:`supports` with the reason, and ``"auto"`` hands them to
+  calls are refused by :func:`plan` with the reason, and ``"auto"`` hands them to
   ``"fft"`` (two outer levels are not implemented). The outer path starts at ``N = 16 * 256 =
   4096`` (a smaller ``N`` above a lowered one-pass limit is padded up to it).
 * **Shared memory from the device.** The one-pass limit is the largest ``N`` whose kernels'
@@ -85,23 +85,20 @@ of ``tl.dot`` exists from Triton 3.0 on, so 3.6 to 3.9 all take it.
 from __future__ import annotations
 
 import functools
-import math
+import os
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError as exc:  # the registry reports this as the reason the backend is unavailable
-    raise ImportError(
-        f"the 'butterfly' backend needs Triton ({exc}); fix: pip install triton") from exc
+from ...errors import Unsupported
+from ..fourier import monarch_factors
+from ..triton_utils import (check_call, cmul, interpreting, is_available, roots, second_row_mask,
+                            split_work, tl, triton)
+from .call import ConvCall
 
-from .fft import _interpreting, _split_pairs, check_auto, check_tensors, is_available
-from .monarch import monarch_factors
-
-__all__ = ["is_available", "supports", "auto_supports", "butterfly_long_conv", "LongConvFunction",
-           "one_pass_limit", "max_size"]
+__all__ = ["is_available", "plan", "forward", "backward", "ButterflyPlan", "one_pass_limit", "max_size",
+           "PRECISIONS", "PRECISION_ENV"]
 
 _MIN_SIZE = 256
 """Smallest FFT size: 16 x 16, the smallest blocks ``tl.dot`` takes."""
@@ -136,6 +133,12 @@ _SMEM_KB_OUTER = {16: 34, 32: 40, 64: 68}
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 """Accepted values of ``input_precision`` (those Triton 3.6 to 3.9 all understand)."""
+
+PRECISION_ENV = "SEQLAYERS_BUTTERFLY_PRECISION"
+"""Environment variable forcing one dot precision of :data:`PRECISIONS` for every result (read
+when a call shape is first planned); unset, the default of each result's dtype applies."""
+
+_SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ def _cuda_smem(index: int) -> int:
 
 def _smem_per_block(device: torch.device) -> int | None:
     """The device's opt-in shared memory per block in bytes; None off-GPU (the interpreter)."""
-    if device.type != "cuda" or _interpreting():
+    if device.type != "cuda" or interpreting():
         return None
     return _cuda_smem(device.index if device.index is not None else torch.cuda.current_device())
 
@@ -225,40 +228,6 @@ def _device_plan(device: torch.device, total: int) -> tuple[int, int] | None:
     """:func:`_plan` under the limits of ``device``'s shared memory."""
     smem = _smem_per_block(device)
     return _plan(total, one_pass_limit(smem), _max_outer(smem))
-
-
-def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
-    """Whether this backend can run ``long_conv(u, k, D)``; ``(False, reason with a fix)`` if not.
-
-    Args:
-        u: ``(B, H, L)``; k: ``(H, Lk)``; D: ``(H,)`` or None.
-    """
-    ok, reason = check_tensors("butterfly", u, k, D)
-    if not ok:
-        return ok, reason
-    total = u.shape[-1] + k.shape[-1] - 1
-    smem = _smem_per_block(u.device)
-    limit = one_pass_limit(smem)
-    if limit == 0:
-        return False, (
-            f"the device has {smem // 1024} KB of shared memory per block, less than the "
-            f"{_smem_need(_MIN_SIZE) // 1024} KB the smallest butterfly kernel needs; "
-            "use backend='fft' or backend='torch'"
-        )
-    if _device_plan(u.device, total) is None:
-        return False, (
-            f"L + Lk - 1 = {total} needs an FFT of size {_fft_size(total)}, above the butterfly "
-            f"backend's largest size {max_size(smem)} (outer DFT of at most {_max_outer(smem)} "
-            f"times its one-pass limit {limit} on this device); use backend='fft' or "
-            "backend='torch'"
-        )
-    return True, ""
-
-
-def auto_supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
-    """The check ``backend="auto"`` uses: :func:`supports`, and never interpreted CPU kernels."""
-    ok, reason = check_auto("butterfly", u)
-    return supports(u, k, D) if ok else (ok, reason)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -316,14 +285,14 @@ def _dft(xr, xi, f1_ptr, f2_ptr, tw_ptr, N1: tl.constexpr, N2: tl.constexpr,
         fr, fi = _load_table(f2_ptr, N2, N2)
         xr, xi = _cmatmul(xr, xi, fr, fi, False, True, PRECISION)
         wr, wi = _load_table(tw_ptr, N1, N2)
-        xr, xi = xr * wr + xi * wi, xi * wr - xr * wi
+        xr, xi = cmul(xr, xi, wr, wi, True)
         fr, fi = _load_table(f1_ptr, N1, N1)
         xr, xi = _cmatmul(fr, fi, xr, xi, True, False, PRECISION)
     else:
         fr, fi = _load_table(f1_ptr, N1, N1)
         xr, xi = _cmatmul(fr, fi, xr, xi, False, False, PRECISION)
         wr, wi = _load_table(tw_ptr, N1, N2)
-        xr, xi = xr * wr - xi * wi, xr * wi + xi * wr
+        xr, xi = cmul(xr, xi, wr, wi, False)
         fr, fi = _load_table(f2_ptr, N2, N2)
         xr, xi = _cmatmul(xr, xi, fr, fi, False, False, PRECISION)
     return xr, xi
@@ -345,7 +314,7 @@ def _filter(zr, zi, kr, ki, f1_ptr, f2_ptr, tw_ptr, N1: tl.constexpr, N2: tl.con
     """``ifft(fft(z) * K)`` of the ``(N1, N2)`` tile ``z`` for a spectrum ``K`` in the layout of
     :func:`_dft` (which carries the normalization): 16 dots."""
     zr, zi = _dft(zr, zi, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
-    zr, zi = zr * kr - zi * ki, zr * ki + zi * kr
+    zr, zi = cmul(zr, zi, kr, ki, False)
     return _dft(zr, zi, f1_ptr, f2_ptr, tw_ptr, N1, N2, True, PRECISION)
 
 
@@ -373,7 +342,7 @@ def _long_conv_fwd_kernel(x_ptr, k_ptr, d_ptr, y_ptr, f1_ptr, f2_ptr, tw_ptr,
     mask_r = time < L
     for p in tl.range(p_start, p_end):
         offs = (2 * p * H + h.to(tl.int64)) * L + time
-        mask_i = time < L - L * ((2 * p + 1) // B)  # row 2p + 1 == B is past the batch
+        mask_i = second_row_mask(mask_r, p, B)
         zr = tl.load(x_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
         zi = tl.load(x_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
         zr, zi = _filter(zr, zi, kr, ki, f1_ptr, f2_ptr, tw_ptr, N1, N2, PRECISION)
@@ -407,7 +376,7 @@ def _long_conv_dk_kernel(u_ptr, dy_ptr, dk_part_ptr, dd_part_ptr, f1_ptr, f2_ptr
     dd = 0.0
     for p in tl.range(p_start, p_end):
         offs = (2 * p * H + h.to(tl.int64)) * L + time
-        mask_i = time < L - L * ((2 * p + 1) // B)  # row 2p + 1 == B is past the batch
+        mask_i = second_row_mask(mask_r, p, B)
         ur = tl.load(u_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
         ui = tl.load(u_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
         gr = tl.load(dy_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
@@ -416,8 +385,9 @@ def _long_conv_dk_kernel(u_ptr, dy_ptr, dk_part_ptr, dd_part_ptr, f1_ptr, f2_ptr
             dd += tl.sum(tl.sum(ur * gr + ui * gi, axis=1), axis=0)
         ur, ui = _dft(ur, ui, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
         gr, gi = _dft(gr, gi, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
-        acc_r += gr * ur + gi * ui
-        acc_i += gi * ur - gr * ui
+        cr, ci = cmul(gr, gi, ur, ui, True)
+        acc_r += cr
+        acc_i += ci
     acc_r, acc_i = _dft(acc_r, acc_i, f1_ptr, f2_ptr, tw_ptr, N1, N2, True, PRECISION)
     dk_offs = (g.to(tl.int64) * H + h) * Lk + time
     tl.store(dk_part_ptr + dk_offs, acc_r * (1.0 / (N1 * N2)), mask=time < Lk)
@@ -443,7 +413,7 @@ def _outer_dft_kernel(x_ptr, s_ptr, dot_ptr, dd_part_ptr, fo_ptr, tw_ptr, B, H, 
     time = tl.arange(0, NO)[:, None] * NI + tl.program_id(1) * T + tl.arange(0, T)[None, :]
     base = (2 * pair.to(tl.int64) * H + h) * L
     mask_r = time < L
-    mask_i = time < L - L * ((2 * pair + 1) // B)  # row 2p + 1 == B is past the batch
+    mask_i = second_row_mask(mask_r, pair, B)
     zr = tl.load(x_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
     zi = tl.load(x_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
     if HAS_DOT:
@@ -454,7 +424,7 @@ def _outer_dft_kernel(x_ptr, s_ptr, dot_ptr, dd_part_ptr, fo_ptr, tw_ptr, B, H, 
     fr, fi = _load_table(fo_ptr, NO, NO)
     zr, zi = _cmatmul(fr, fi, zr, zi, False, False, PRECISION)
     wr, wi = _load_planes(tw_ptr, time, NO * NI)
-    zr, zi = zr * wr - zi * wi, zr * wi + zi * wr
+    zr, zi = cmul(zr, zi, wr, wi, False)
     out = s_ptr + pid.to(tl.int64) * (2 * NO * NI) + time
     tl.store(out, zr)
     tl.store(out + NO * NI, zi)
@@ -513,10 +483,11 @@ def _inner_grad_kernel(su_ptr, sg_ptr, sk_ptr, sdk_ptr, f1_ptr, f2_ptr, tw_ptr,
         gr, gi = _load_planes(sg_ptr + start, offs, NO * N1 * N2)
         ur, ui = _dft(ur, ui, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
         gr, gi = _dft(gr, gi, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
-        acc_r += gr * ur + gi * ui
-        acc_i += gi * ur - gr * ui
+        cr, ci = cmul(gr, gi, ur, ui, True)
+        acc_r += cr
+        acc_i += ci
         if HAS_DU:
-            gr, gi = gr * kr - gi * ki, gr * ki + gi * kr
+            gr, gi = cmul(gr, gi, kr, ki, False)
             gr, gi = _dft(gr, gi, f1_ptr, f2_ptr, tw_ptr, N1, N2, True, PRECISION)
             tl.store(sg_ptr + start + offs, gr)
             tl.store(sg_ptr + start + NO * N1 * N2 + offs, gi)
@@ -543,12 +514,12 @@ def _outer_idft_kernel(s_ptr, out_ptr, skip_ptr, d_ptr, fo_ptr, tw_ptr, B, H, L,
     time = tl.arange(0, NO)[:, None] * NI + tl.program_id(1) * T + tl.arange(0, T)[None, :]
     sr, si = _load_planes(s_ptr + pid.to(tl.int64) * (2 * NO * NI), time, NO * NI)
     wr, wi = _load_planes(tw_ptr, time, NO * NI)
-    sr, si = sr * wr + si * wi, si * wr - sr * wi
+    sr, si = cmul(sr, si, wr, wi, True)
     fr, fi = _load_table(fo_ptr, NO, NO)
     zr, zi = _cmatmul(fr, fi, sr, si, True, False, PRECISION)
     base = (2 * pair.to(tl.int64) * H + h) * L
     mask_r = time < L
-    mask_i = time < L - L * ((2 * pair + 1) // B)  # row 2p + 1 == B is past the batch
+    mask_i = second_row_mask(mask_r, pair, B)
     if HAS_D:
         d = tl.load(d_ptr + h).to(tl.float32)
         zr += d * tl.load(skip_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
@@ -561,35 +532,26 @@ def _outer_idft_kernel(s_ptr, out_ptr, skip_ptr, d_ptr, fo_ptr, tw_ptr, B, H, L,
 # host code
 
 
-def _roots(rows: int, cols: int, n: int) -> Tensor:
-    """``exp(-2 pi i r c / n)`` for ``r < rows``, ``c < cols``: float32 planes ``(2, rows, cols)``.
+@dataclass(frozen=True)
+class ButterflyPlan:
+    """How one call runs.
 
-    The exponent is reduced mod ``n`` in integers and the angle taken in float64.
+    ``n_outer`` x ``n_inner`` is the FFT size (``n_outer == 1``: one pass), ``n1`` x ``n2`` the
+    inner DFT blocks; one pass: ``per_program`` batch pairs per program, ``groups`` programs per
+    feature; outer path: ``chunks``, the batch ranges ``(b0, b1, per_program, groups)`` whose
+    scratch fits ``_SCRATCH_BYTES``. ``precision_u`` / ``precision_k``: the dot precisions of the
+    results in ``u``'s dtype (``y``, ``du``) and in ``k``'s (``dk``).
     """
-    r = torch.arange(rows, dtype=torch.int64)[:, None]
-    c = torch.arange(cols, dtype=torch.int64)[None, :]
-    angle = ((r * c) % n).to(torch.float64) * (-2.0 * math.pi / n)
-    return torch.stack([torch.cos(angle), torch.sin(angle)]).float()
 
-
-@functools.lru_cache(maxsize=None)
-def _tables(n1: int, n2: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """The DFT matrices ``F1`` ``(2, n1, n1)``, ``F2`` ``(2, n2, n2)`` and twiddles ``T``
-    ``(2, n1, n2)`` of an FFT of size ``n1 * n2``, on ``device``."""
-    n = n1 * n2
-    return (_roots(n1, n1, n1).to(device), _roots(n2, n2, n2).to(device),
-            _roots(n1, n2, n).to(device))
-
-
-@functools.lru_cache(maxsize=None)
-def _outer_tables(n_outer: int, n_inner: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """The outer DFT matrix ``(2, NO, NO)`` and twiddles ``(2, NO, NI)`` of size ``NO * NI``."""
-    return (_roots(n_outer, n_outer, n_outer).to(device),
-            _roots(n_outer, n_inner, n_outer * n_inner).to(device))
-
-
-def _num_warps(n: int) -> int:
-    return 8 if n >= 4096 else 4
+    n_outer: int
+    n_inner: int
+    n1: int
+    n2: int
+    per_program: int
+    groups: int
+    chunks: tuple[tuple[int, int, int, int], ...]
+    precision_u: str
+    precision_k: str
 
 
 def _precision(requested: str | None, result_dtype: torch.dtype) -> str:
@@ -605,97 +567,6 @@ def _more_accurate(a: str, b: str) -> str:
     return min(a, b, key=("ieee", "tf32x3", "tf32").index)
 
 
-def _plan_call(x: Tensor, Lk: int) -> tuple[int, int]:
-    """``(NO, NI)`` of :func:`_plan` for ``x`` ``(B, H, L)`` on its device (``supports`` passed)."""
-    plan = _device_plan(x.device, x.shape[-1] + Lk - 1)
-    if plan is None:
-        raise ValueError(f"long_conv backend 'butterfly' cannot run L = {x.shape[-1]}, "
-                         f"Lk = {Lk}: {supports(x, x[0, :, :Lk])[1]}")
-    return plan
-
-
-def _launch_config(x: Tensor, Lk: int) -> tuple[int, int, int, int]:
-    """``(n1, n2, pairs_per_program, groups)`` of the one-pass kernels for ``x`` ``(B, H, L)``."""
-    B, H, L = x.shape
-    n1, n2 = monarch_factors(_plan_call(x, Lk)[1])
-    per_program, groups = _split_pairs((B + 1) // 2, 1, H, x.device)
-    return n1, n2, per_program, groups
-
-
-def _long_conv_fwd(x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
-                   precision: str) -> Tensor:
-    """``conv(x, k) + D * x``, or ``corr(x, k) + D * x`` when ``correlate`` (the ``du``).
-
-    ``x``: ``(B, H, L)``, ``k``: ``(H, Lk)``, ``D``: ``(H,)`` or None, all contiguous; returns
-    ``(B, H, L)`` in ``x``'s dtype. Beyond the one-pass limit: :func:`_outer_conv`.
-    """
-    if _plan_call(x, k.shape[-1])[0] > 1:
-        return _outer_conv(x, k, D, correlate, precision)
-    B, H, L = x.shape
-    n1, n2, per_program, groups = _launch_config(x, k.shape[-1])
-    y = torch.empty_like(x)
-    _long_conv_fwd_kernel[(H, groups)](
-        x, k, D, y, *_tables(n1, n2, x.device), B, H, L, k.shape[-1], per_program,
-        N1=n1, N2=n2, HAS_D=D is not None, CORRELATE=correlate, PRECISION=precision,
-        num_warps=_num_warps(n1 * n2), num_stages=1,
-    )
-    return y
-
-
-def _long_conv_dk(u: Tensor, dy: Tensor, Lk: int, with_d: bool,
-                  precision: str) -> tuple[Tensor, Tensor | None]:
-    """``dk`` (``(H, Lk)`` float32) and, if ``with_d``, ``dD`` (``(H,)`` float32), one pass.
-
-    ``u, dy``: ``(B, H, L)`` contiguous.
-    """
-    B, H, L = u.shape
-    n1, n2, per_program, groups = _launch_config(u, Lk)
-    dk_part = torch.empty(groups, H, Lk, device=u.device, dtype=torch.float32)
-    dd_part = torch.empty(groups, H, device=u.device, dtype=torch.float32) if with_d else None
-    _long_conv_dk_kernel[(H, groups)](
-        u, dy, dk_part, dd_part, *_tables(n1, n2, u.device), B, H, L, Lk, per_program,
-        N1=n1, N2=n2, HAS_D=with_d, PRECISION=precision, num_warps=_num_warps(n1 * n2),
-        num_stages=1,
-    )
-    return dk_part.sum(0), dd_part.sum(0) if with_d else None
-
-
-# outer path
-
-
-def _outer_dft(x: Tensor, n_outer: int, n_inner: int, precision: str,
-               dot: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-    """Outer pass 1 over ``x`` (``(B, H, L)`` real rows): the scratch ``(pairs, H, 2, N)``
-    float32, and with ``dot`` (``(B, H, L)``) also ``sum(x * dot)`` over batch and time
-    (``(H,)``)."""
-    B, H, L = x.shape
-    pairs = (B + 1) // 2
-    cols = _OUTER_TILE // n_outer
-    s = torch.empty(pairs, H, 2, n_outer * n_inner, device=x.device, dtype=torch.float32)
-    dd_part = None
-    if dot is not None:
-        dd_part = torch.empty(n_inner // cols, pairs, H, device=x.device, dtype=torch.float32)
-    _outer_dft_kernel[(pairs * H, n_inner // cols)](
-        x, s, dot, dd_part, *_outer_tables(n_outer, n_inner, x.device), B, H, L,
-        NO=n_outer, NI=n_inner, T=cols, HAS_DOT=dot is not None, PRECISION=precision,
-        num_warps=_num_warps(n_outer * cols), num_stages=1,
-    )
-    return s, dd_part.sum((0, 1)) if dot is not None else None
-
-
-def _outer_idft(s: Tensor, out: Tensor, n_outer: int, n_inner: int, precision: str,
-                skip: Tensor | None = None, D: Tensor | None = None) -> None:
-    """Outer pass 3: ``out`` (``(B, H, L)``) from the scratch ``s`` (``(pairs, H, 2, N)``),
-    plus ``D * skip`` when ``D`` is given."""
-    B, H, L = out.shape
-    cols = _OUTER_TILE // n_outer
-    _outer_idft_kernel[(s.shape[0] * H, n_inner // cols)](
-        s, out, skip, D, *_outer_tables(n_outer, n_inner, out.device), B, H, L,
-        NO=n_outer, NI=n_inner, T=cols, HAS_D=D is not None, PRECISION=precision,
-        num_warps=_num_warps(n_outer * cols), num_stages=1,
-    )
-
-
 def _batch_chunks(B: int, H: int, n: int) -> list[tuple[int, int]]:
     """Batch ranges ``[b0, b1)`` (even sizes but the last) whose scratch ``(pairs, H, 2, n)``
     stays within ``_SCRATCH_BYTES``."""
@@ -703,54 +574,143 @@ def _batch_chunks(B: int, H: int, n: int) -> list[tuple[int, int]]:
     return [(b0, min(B, b0 + 2 * pairs)) for b0 in range(0, B, 2 * pairs)]
 
 
-def _outer_conv(x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
-                precision: str) -> Tensor:
-    """:func:`_long_conv_fwd` on the outer path: passes 1, 2 and 3, batch chunk by chunk."""
+@functools.lru_cache(maxsize=1024)  # planned once per call shape (dispatch.clear_plans)
+def plan(call: ConvCall, auto: bool) -> ButterflyPlan:
+    """The launch plan of ``call``; raises :class:`Unsupported` with the reason if it cannot run."""
+    check_call("butterfly", call.device, {"u": call.dtype, "k": call.kernel_dtype, "D": call.skip_dtype},
+               _SUPPORTED_DTYPES, auto)
+    requested = os.environ.get(PRECISION_ENV, "").strip() or None
+    if requested is not None and requested not in PRECISIONS:
+        raise Unsupported(f"${PRECISION_ENV}={requested!r} is not one of {PRECISIONS}")
+    smem = _smem_per_block(call.device)
+    limit = one_pass_limit(smem)
+    if limit == 0:
+        raise Unsupported(f"the device has {smem // 1024} KB of shared memory per block, less than the "
+                          f"{_smem_need(_MIN_SIZE) // 1024} KB the smallest butterfly kernel needs; "
+                          "use backend='fft' or backend='torch'")
+    sizes = _plan(call.total, limit, _max_outer(smem))
+    if sizes is None:
+        raise Unsupported(f"L + Lk - 1 = {call.total} needs an FFT of size {_fft_size(call.total)}, above "
+                          f"the butterfly backend's largest size {max_size(smem)} (outer DFT of at most "
+                          f"{_max_outer(smem)} times its one-pass limit {limit} on this device); use "
+                          "backend='fft' or backend='torch'")
+    n_outer, n_inner = sizes
+    B, H = call.batch, call.features
+    per_program, groups = split_work((B + 1) // 2, 1, H, call.device)
+    chunks = tuple((b0, b1, *split_work((b1 - b0 + 1) // 2, 1, H * n_outer, call.device))
+                   for b0, b1 in _batch_chunks(B, H, n_outer * n_inner)) if n_outer > 1 else ()
+    return ButterflyPlan(n_outer, n_inner, *monarch_factors(n_inner), per_program, groups, chunks,
+                         _precision(requested, call.dtype), _precision(requested, call.kernel_dtype))
+
+
+@functools.lru_cache(maxsize=None)
+def _tables(n1: int, n2: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The DFT matrices ``F1`` ``(2, n1, n1)``, ``F2`` ``(2, n2, n2)`` and twiddles ``T``
+    ``(2, n1, n2)`` of an FFT of size ``n1 * n2``, on ``device``."""
+    return roots(n1, n1, n1, device), roots(n2, n2, n2, device), roots(n1, n2, n1 * n2, device)
+
+
+def _outer_tables(n_outer: int, n_inner: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The outer DFT matrix ``(2, NO, NO)`` and twiddles ``(2, NO, NI)`` of size ``NO * NI``."""
+    return roots(n_outer, n_outer, n_outer, device), roots(n_outer, n_inner, n_outer * n_inner, device)
+
+
+def _num_warps(n: int) -> int:
+    return 8 if n >= 4096 else 4
+
+
+def _one_pass_conv(p: ButterflyPlan, x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
+                   precision: str) -> Tensor:
+    """``conv(x, k) + D * x``, or ``corr(x, k) + D * x`` when ``correlate`` (the ``du``), on chip."""
     B, H, L = x.shape
-    n_outer, n_inner = _plan_call(x, k.shape[-1])
-    n1, n2 = monarch_factors(n_inner)
-    sk, _ = _outer_dft(k.unsqueeze(0), n_outer, n_inner, precision)
     y = torch.empty_like(x)
-    for b0, b1 in _batch_chunks(B, H, n_outer * n_inner):
-        s, _ = _outer_dft(x[b0:b1], n_outer, n_inner, precision)
-        per_program, groups = _split_pairs(s.shape[0], 1, H * n_outer, x.device)
-        _inner_conv_kernel[(H, n_outer, groups)](
-            s, sk, *_tables(n1, n2, x.device), H, s.shape[0], per_program,
-            NO=n_outer, N1=n1, N2=n2, CORRELATE=correlate, PRECISION=precision,
-            num_warps=_num_warps(n_inner), num_stages=1,
-        )
-        _outer_idft(s, y[b0:b1], n_outer, n_inner, precision, skip=x[b0:b1], D=D)
+    _long_conv_fwd_kernel[(H, p.groups)](
+        x, k, D, y, *_tables(p.n1, p.n2, x.device), B, H, L, k.shape[-1], p.per_program,
+        N1=p.n1, N2=p.n2, HAS_D=D is not None, CORRELATE=correlate, PRECISION=precision,
+        num_warps=_num_warps(p.n_inner), num_stages=1,
+    )
     return y
 
 
-def _outer_grads(u: Tensor, k: Tensor, D: Tensor | None, dy: Tensor, want_du: bool,
-                 precision_u: str, precision_k: str
-                 ) -> tuple[Tensor | None, Tensor, Tensor | None]:
-    """``du`` (``(B, H, L)`` in ``u``'s dtype, if ``want_du``), ``dk`` (``(H, Lk)`` float32) and
-    ``dD`` (``(H,)`` float32, if ``D`` is given) on the outer path. ``u, dy`` contiguous.
-
-    The transforms of ``u`` and ``dy`` serve both ``du`` and ``dk`` and use the more accurate
-    of ``precision_u`` (``du``'s) and ``precision_k`` (``dk``'s).
-    """
+def _one_pass_dk(p: ButterflyPlan, u: Tensor, dy: Tensor, Lk: int, with_d: bool) -> tuple[Tensor, Tensor | None]:
+    """``dk`` (``(H, Lk)`` float32) and, if ``with_d``, ``dD`` (``(H,)`` float32), on chip."""
     B, H, L = u.shape
-    Lk = k.shape[-1]
-    n_outer, n_inner = _plan_call(u, Lk)
-    n = n_outer * n_inner
-    n1, n2 = monarch_factors(n_inner)
-    shared = _more_accurate(precision_u, precision_k) if want_du else precision_k
-    sk = _outer_dft(k.unsqueeze(0), n_outer, n_inner, shared)[0] if want_du else None
+    dk_part = torch.empty(p.groups, H, Lk, device=u.device, dtype=torch.float32)
+    dd_part = torch.empty(p.groups, H, device=u.device, dtype=torch.float32) if with_d else None
+    _long_conv_dk_kernel[(H, p.groups)](
+        u, dy, dk_part, dd_part, *_tables(p.n1, p.n2, u.device), B, H, L, Lk, p.per_program,
+        N1=p.n1, N2=p.n2, HAS_D=with_d, PRECISION=p.precision_k, num_warps=_num_warps(p.n_inner),
+        num_stages=1,
+    )
+    return dk_part.sum(0), dd_part.sum(0) if with_d else None
+
+
+def _outer_dft(p: ButterflyPlan, x: Tensor, precision: str,
+               dot: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Outer pass 1 over ``x`` (``(B, H, L)`` real rows): the scratch ``(pairs, H, 2, N)``
+    float32, and with ``dot`` (``(B, H, L)``) also ``sum(x * dot)`` over batch and time (``(H,)``)."""
+    B, H, L = x.shape
+    pairs, cols = (B + 1) // 2, _OUTER_TILE // p.n_outer
+    s = torch.empty(pairs, H, 2, p.n_outer * p.n_inner, device=x.device, dtype=torch.float32)
+    dd_part = None
+    if dot is not None:
+        dd_part = torch.empty(p.n_inner // cols, pairs, H, device=x.device, dtype=torch.float32)
+    _outer_dft_kernel[(pairs * H, p.n_inner // cols)](
+        x, s, dot, dd_part, *_outer_tables(p.n_outer, p.n_inner, x.device), B, H, L,
+        NO=p.n_outer, NI=p.n_inner, T=cols, HAS_DOT=dot is not None, PRECISION=precision,
+        num_warps=_num_warps(p.n_outer * cols), num_stages=1,
+    )
+    return s, dd_part.sum((0, 1)) if dot is not None else None
+
+
+def _outer_idft(p: ButterflyPlan, s: Tensor, out: Tensor, precision: str, skip: Tensor | None = None,
+                D: Tensor | None = None) -> None:
+    """Outer pass 3: ``out`` (``(B, H, L)``) from the scratch ``s`` (``(pairs, H, 2, N)``),
+    plus ``D * skip`` when ``D`` is given."""
+    B, H, L = out.shape
+    cols = _OUTER_TILE // p.n_outer
+    _outer_idft_kernel[(s.shape[0] * H, p.n_inner // cols)](
+        s, out, skip, D, *_outer_tables(p.n_outer, p.n_inner, out.device), B, H, L,
+        NO=p.n_outer, NI=p.n_inner, T=cols, HAS_D=D is not None, PRECISION=precision,
+        num_warps=_num_warps(p.n_outer * cols), num_stages=1,
+    )
+
+
+def _outer_conv(p: ButterflyPlan, x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
+                precision: str) -> Tensor:
+    """:func:`_one_pass_conv` on the outer path: passes 1, 2 and 3, batch chunk by chunk."""
+    H = x.shape[1]
+    sk, _ = _outer_dft(p, k.unsqueeze(0), precision)
+    y = torch.empty_like(x)
+    for b0, b1, per_program, groups in p.chunks:
+        s, _ = _outer_dft(p, x[b0:b1], precision)
+        _inner_conv_kernel[(H, p.n_outer, groups)](
+            s, sk, *_tables(p.n1, p.n2, x.device), H, s.shape[0], per_program,
+            NO=p.n_outer, N1=p.n1, N2=p.n2, CORRELATE=correlate, PRECISION=precision,
+            num_warps=_num_warps(p.n_inner), num_stages=1,
+        )
+        _outer_idft(p, s, y[b0:b1], precision, skip=x[b0:b1], D=D)
+    return y
+
+
+def _outer_grads(p: ButterflyPlan, u: Tensor, k: Tensor, D: Tensor | None, dy: Tensor,
+                 want_du: bool) -> tuple[Tensor | None, Tensor, Tensor | None]:
+    """``du`` (``u``'s dtype, if ``want_du``), ``dk`` (``(H, Lk)`` float32) and ``dD`` (``(H,)``
+    float32, with ``D``) on the outer path. The transforms of ``u`` and ``dy`` serve both ``du``
+    and ``dk``, with the more accurate of their two precisions."""
+    H, Lk = u.shape[1], k.shape[-1]
+    shared = _more_accurate(p.precision_u, p.precision_k) if want_du else p.precision_k
+    sk = _outer_dft(p, k.unsqueeze(0), shared)[0] if want_du else None
     du = torch.empty_like(dy) if want_du else None
     sdk = dD = None
-    for b0, b1 in _batch_chunks(B, H, n):
-        su, _ = _outer_dft(u[b0:b1], n_outer, n_inner, shared)
-        sg, dd = _outer_dft(dy[b0:b1], n_outer, n_inner, shared,
-                            dot=u[b0:b1] if D is not None else None)
-        per_program, groups = _split_pairs(su.shape[0], 1, H * n_outer, u.device)
-        part = torch.empty(groups, H, 2, n, device=u.device, dtype=torch.float32)
-        _inner_grad_kernel[(H, n_outer, groups)](
-            su, sg, sk, part, *_tables(n1, n2, u.device), H, su.shape[0], per_program,
-            NO=n_outer, N1=n1, N2=n2, HAS_DU=want_du, PRECISION=shared,
-            num_warps=_num_warps(n_inner), num_stages=1,
+    for b0, b1, per_program, groups in p.chunks:
+        su, _ = _outer_dft(p, u[b0:b1], shared)
+        sg, dd = _outer_dft(p, dy[b0:b1], shared, dot=u[b0:b1] if D is not None else None)
+        part = torch.empty(groups, H, 2, p.n_outer * p.n_inner, device=u.device, dtype=torch.float32)
+        _inner_grad_kernel[(H, p.n_outer, groups)](
+            su, sg, sk, part, *_tables(p.n1, p.n2, u.device), H, su.shape[0], per_program,
+            NO=p.n_outer, N1=p.n1, N2=p.n2, HAS_DU=want_du, PRECISION=shared,
+            num_warps=_num_warps(p.n_inner), num_stages=1,
         )
         del su
         part = part.sum(0, keepdim=True) if groups > 1 else part
@@ -758,81 +718,33 @@ def _outer_grads(u: Tensor, k: Tensor, D: Tensor | None, dy: Tensor, want_du: bo
         if D is not None:
             dD = dd if dD is None else dD + dd
         if want_du:
-            _outer_idft(sg, du[b0:b1], n_outer, n_inner, precision_u, skip=dy[b0:b1], D=D)
+            _outer_idft(p, sg, du[b0:b1], p.precision_u, skip=dy[b0:b1], D=D)
     dk = torch.empty(1, H, Lk, device=u.device, dtype=torch.float32)
-    _outer_idft(sdk, dk, n_outer, n_inner, precision_k)
+    _outer_idft(p, sdk, dk, p.precision_k)
     return du, dk[0], dD
 
 
-class LongConvFunction(torch.autograd.Function):
-    """Autograd Function over the butterfly kernels: ``(u, k, D) -> causal_conv(u, k) + D * u``.
+def forward(p: ButterflyPlan, u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
+    """``causal_conv(u, k) + D * u`` (checked by ``long_conv``) in ``u``'s dtype."""
+    u, k = u.contiguous(), k.contiguous()
+    D = D.contiguous() if D is not None else None
+    conv = _outer_conv if p.n_outer > 1 else _one_pass_conv
+    return conv(p, u, k, D, False, p.precision_u)
 
-    ``u``: ``(B, H, L)``; ``k``: ``(H, Lk)``; ``D``: ``(H,)`` or None; all contiguous, on one
-    device, float32/bfloat16/float16; ``precision``: the ``tl.dot`` input precision, one of
-    :data:`PRECISIONS`, or None for the default of each result's dtype (``y`` and ``du``:
-    ``u``'s, ``dk``: ``k``'s). Returns ``(B, H, L)`` in ``u``'s dtype.
-    """
 
-    @staticmethod
-    def forward(ctx, u: Tensor, k: Tensor, D: Tensor | None, precision: str | None) -> Tensor:
-        ctx.save_for_backward(u, k, D)
-        ctx.precision = precision
-        return _long_conv_fwd(u, k, D, False, _precision(precision, u.dtype))
-
-    @staticmethod
-    def backward(ctx, dy: Tensor):
-        u, k, D = ctx.saved_tensors
-        dy = dy.contiguous()
-        want_du = ctx.needs_input_grad[0]
-        want_dk = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        precision_u = _precision(ctx.precision, u.dtype)
-        precision_k = _precision(ctx.precision, k.dtype)
-        du = dk = dD = None
-        if want_dk and _plan_call(u, k.shape[-1])[0] > 1:
-            du, dk, dD = _outer_grads(u, k, D, dy, want_du, precision_u, precision_k)
-        else:
-            if want_du:
-                du = _long_conv_fwd(dy, k, D, True, precision_u)
-            if want_dk:
-                dk, dD = _long_conv_dk(u, dy, k.shape[-1], D is not None, precision_k)
+def backward(p: ButterflyPlan, dy: Tensor, u: Tensor, k: Tensor, D: Tensor | None,
+             needs: list[bool]) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """``(du, dk, dD)`` of :func:`forward`; None where ``needs`` says it is not wanted."""
+    u, k, dy = u.contiguous(), k.contiguous(), dy.contiguous()
+    D = D.contiguous() if D is not None else None
+    want_du, want_dk = needs[0], needs[1] or needs[2]
+    du = dk = dD = None
+    if want_dk and p.n_outer > 1:
+        du, dk, dD = _outer_grads(p, u, k, D, dy, want_du)
+    else:
+        if want_du:
+            conv = _outer_conv if p.n_outer > 1 else _one_pass_conv
+            du = conv(p, dy, k, D, True, p.precision_u)
         if want_dk:
-            dk = dk.to(k.dtype) if ctx.needs_input_grad[1] else None
-            dD = dD.to(D.dtype) if ctx.needs_input_grad[2] else None
-        return du, dk, dD, None
-
-
-def butterfly_long_conv(u: Tensor, k: Tensor, D: Tensor | None = None, *,
-                        input_precision: str | None = None) -> Tensor:
-    """Causal linear convolution with Monarch (DFT-matrix) FFTs; the ``"butterfly"`` backend of
-    ``long_conv``. On chip in one pass up to the one-pass limit, through an outer pass beyond.
-
-    ``y[b, h, t] = sum_{s <= t, t - s < Lk} k[h, t - s] * u[b, h, s] + D[h] * u[b, h, t]``
-
-    Args:
-        u: ``(B, H, L)``, float32/bfloat16/float16, any strides (copied once if not contiguous).
-        k: ``(H, Lk)`` with ``1 <= Lk <= L`` and ``L + Lk - 1 <=`` :func:`max_size` (262144 on
-            A100/H100, 131072 on ~100 KB-per-block GPUs); float32/bfloat16/float16.
-        D: ``(H,)`` or None.
-        input_precision: precision of the ``tl.dot`` products, one of :data:`PRECISIONS`;
-            by default chosen per result: ``"ieee"`` where it is float32 (``y`` and ``du``
-            follow ``u``'s dtype, ``dk`` ``k``'s), ``"tf32"`` where it is bfloat16/float16.
-
-    Returns:
-        ``(B, H, L)`` in ``u``'s dtype, computed with float32 spectra; differentiable in all three.
-
-    Example:
-        >>> u, k = torch.randn(2, 4, 1000, device="cuda"), torch.randn(4, 1000, device="cuda")
-        >>> butterfly_long_conv(u, k, torch.ones(4, device="cuda")).shape
-        torch.Size([2, 4, 1000])
-    """
-    from . import check_long_conv_args
-
-    check_long_conv_args(u, k, D)
-    ok, reason = supports(u, k, D)
-    if not ok:
-        raise ValueError(f"long_conv backend 'butterfly' cannot run this call: {reason}")
-    if input_precision is not None and input_precision not in PRECISIONS:
-        raise ValueError(
-            f"input_precision must be one of {PRECISIONS} or None, got {input_precision!r}")
-    return LongConvFunction.apply(u.contiguous(), k.contiguous(),
-                                  D.contiguous() if D is not None else None, input_precision)
+            dk, dD = _one_pass_dk(p, u, dy, k.shape[-1], D is not None)
+    return du, dk, dD

@@ -35,21 +35,17 @@ Works on CUDA GPUs and, for testing, on the CPU under ``TRITON_INTERPRET=1``.
 from __future__ import annotations
 
 import functools
-import math
-import os
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError as exc:  # the registry reports this as the reason the backend is unavailable
-    raise ImportError(f"the 'fft' backend needs Triton ({exc}); fix: pip install triton") from exc
+from ...errors import Unsupported
+from ..fourier import monarch_factors
+from ..triton_utils import check_call, cmul, is_available, roots, second_row_mask, split_work, tl, triton
+from .call import ConvCall
 
-from .monarch import monarch_factors
-
-__all__ = ["is_available", "supports", "auto_supports", "triton_fft_long_conv", "LongConvFunction"]
+__all__ = ["is_available", "plan", "forward", "backward", "FFTPlan"]
 
 _MIN_SIZE = 16
 """Smallest FFT size used (tiny tiles compile badly and save nothing)."""
@@ -64,80 +60,6 @@ _TILE = 4096
 """Elements of one ``(ROWS, N)`` float32 tile per program: sets ROWS (pairs or columns at once)."""
 
 _SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-
-
-# ----------------------------------------------------------------------------------------------
-# availability
-
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def is_available() -> tuple[bool, str]:
-    """Whether Triton can run here: a CUDA GPU is visible, or ``TRITON_INTERPRET=1`` is set."""
-    if _interpreting():
-        return True, ""
-    if not torch.cuda.is_available():
-        return False, (
-            "no CUDA GPU for Triton; on the CPU set TRITON_INTERPRET=1 before importing "
-            "seqlayers (slow, for testing) or use backend='torch'"
-        )
-    return True, ""
-
-
-def check_tensors(backend: str, u: Tensor, k: Tensor, D: Tensor | None) -> tuple[bool, str]:
-    """The checks every Triton ``long_conv`` backend shares: one device, float32/bfloat16/float16,
-    and CUDA (or the CPU under ``TRITON_INTERPRET=1``); ``(False, reason with a fix)`` if not."""
-    for name, t in (("k", k), ("D", D)):
-        if t is not None and t.device != u.device:
-            return False, f"{name} is on {t.device} but u is on {u.device}; move both to one device"
-    for name, t in (("u", u), ("k", k), ("D", D)):
-        if t is not None and t.dtype not in _SUPPORTED_DTYPES:
-            return False, (
-                f"{name} has dtype {t.dtype}; the '{backend}' backend takes float32, bfloat16 or "
-                "float16 (use backend='torch' for float64)"
-            )
-    if u.device.type != "cuda" and not _interpreting():
-        return False, (
-            f"tensors are on {u.device}; move them to a CUDA device, or set TRITON_INTERPRET=1 "
-            "to run the kernels on the CPU (slow, for testing)"
-        )
-    return True, ""
-
-
-def check_auto(backend: str, u: Tensor) -> tuple[bool, str]:
-    """``"auto"`` never picks an interpreted kernel: CUDA tensors only."""
-    if u.device.type != "cuda":
-        return False, (
-            f"tensors are on {u.device}: the Triton interpreter is for testing; "
-            f"ask for backend='{backend}' explicitly"
-        )
-    return True, ""
-
-
-def supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
-    """Whether this backend can run ``long_conv(u, k, D)``; ``(False, reason with a fix)`` if not.
-
-    Args:
-        u: ``(B, H, L)``; k: ``(H, Lk)``; D: ``(H,)`` or None.
-    """
-    ok, reason = check_tensors("fft", u, k, D)
-    if not ok:
-        return ok, reason
-    size = _fft_size(u.shape[-1] + k.shape[-1] - 1)
-    if size > _MAX_SIZE:
-        return False, (
-            f"L + Lk - 1 = {u.shape[-1] + k.shape[-1] - 1} needs an FFT of size {size} > "
-            f"{_MAX_SIZE}; use backend='torch'"
-        )
-    return True, ""
-
-
-def auto_supports(u: Tensor, k: Tensor, D: Tensor | None = None) -> tuple[bool, str]:
-    """The check ``backend="auto"`` uses: :func:`supports`, and never interpreted CPU kernels."""
-    ok, reason = check_auto("fft", u)
-    return supports(u, k, D) if ok else (ok, reason)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,13 +89,13 @@ def _fft_rows(re, im, tw_re_ptr, tw_im_ptr, ROWS: tl.constexpr, N: tl.constexpr,
         if INVERSE:
             ar, br = tl.split(tl.reshape(re, (ROWS, N // 2, 2)))
             ai, bi = tl.split(tl.reshape(im, (ROWS, N // 2, 2)))
-            br, bi = _cmul(br, bi, wr, wi, True)
+            br, bi = cmul(br, bi, wr, wi, True)
             re = tl.reshape(tl.permute(tl.join(ar + br, ar - br), (0, 2, 1)), (ROWS, N))
             im = tl.reshape(tl.permute(tl.join(ai + bi, ai - bi), (0, 2, 1)), (ROWS, N))
         else:
             ar, br = tl.split(tl.permute(tl.reshape(re, (ROWS, 2, N // 2)), (0, 2, 1)))
             ai, bi = tl.split(tl.permute(tl.reshape(im, (ROWS, 2, N // 2)), (0, 2, 1)))
-            dr, di = _cmul(ar - br, ai - bi, wr, wi, False)
+            dr, di = cmul(ar - br, ai - bi, wr, wi, False)
             re = tl.reshape(tl.join(ar + br, dr), (ROWS, N))
             im = tl.reshape(tl.join(ai + bi, di), (ROWS, N))
     return re, im
@@ -186,14 +108,6 @@ def _bit_reverse(index, BITS: tl.constexpr):
     for b in tl.static_range(BITS):
         out = out | (((index >> b) & 1) << (BITS - 1 - b))
     return out
-
-
-@triton.jit
-def _cmul(ar, ai, br, bi, CONJ_B: tl.constexpr):
-    """``a * b`` (or ``a * conj(b)``) for complex numbers held as (real, imaginary) pairs."""
-    if CONJ_B:
-        return ar * br + ai * bi, ai * br - ar * bi
-    return ar * br - ai * bi, ar * bi + ai * br
 
 
 @triton.jit
@@ -219,12 +133,12 @@ def _long_conv_fwd_kernel(u_ptr, k_ptr, d_ptr, y_ptr, tw_re_ptr, tw_im_ptr,
     for p0 in tl.range(p_start, p_end, ROWS):
         pair = p0 + rows
         mask_r = (pair < p_end) & (cols < L)
-        mask_i = mask_r & (2 * pair + 1 < B)
+        mask_i = second_row_mask(mask_r, pair, B)
         offs = (2 * pair.to(tl.int64) * H + h) * L + cols
         zr = tl.load(u_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
         zi = tl.load(u_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
         zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, False)
-        zr, zi = _cmul(zr, zi, kr, ki, False)
+        zr, zi = cmul(zr, zi, kr, ki, False)
         zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, True)
         zr = zr * (1.0 / N)
         zi = zi * (1.0 / N)
@@ -263,7 +177,7 @@ def _long_conv_bwd_kernel(u_ptr, k_ptr, d_ptr, dy_ptr, du_ptr, dk_part_ptr, dd_p
     for p0 in tl.range(p_start, p_end, ROWS):
         pair = p0 + rows
         mask_r = (pair < p_end) & (cols < L)
-        mask_i = mask_r & (2 * pair + 1 < B)
+        mask_i = second_row_mask(mask_r, pair, B)
         offs = (2 * pair.to(tl.int64) * H + h) * L + cols
         zr = tl.load(dy_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
         zi = tl.load(dy_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
@@ -273,10 +187,10 @@ def _long_conv_bwd_kernel(u_ptr, k_ptr, d_ptr, dy_ptr, du_ptr, dk_part_ptr, dd_p
             dd += tl.sum(tl.sum(xr * zr + xi * zi, axis=1), axis=0)
         zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, False)
         xr, xi = _fft_rows(xr, xi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, False)
-        xr, xi = _cmul(zr, zi, xr, xi, True)
+        xr, xi = cmul(zr, zi, xr, xi, True)
         acc_r += xr
         acc_i += xi
-        zr, zi = _cmul(zr, zi, kr, ki, True)
+        zr, zi = cmul(zr, zi, kr, ki, True)
         zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, True)
         zr = zr * (1.0 / N)
         zi = zi * (1.0 / N)
@@ -311,13 +225,13 @@ def _long_conv_col_fft_kernel(x_ptr, s_re_ptr, s_im_ptr, tw_re_ptr, tw_im_ptr, B
     n1 = tl.arange(0, N1)[None, :]
     time = n1 * N2 + n2
     mask_r = time < L
-    mask_i = time < L * tl.minimum(B - 1 - 2 * pair, 1)  # row 2p + 1 may be past the batch
+    mask_i = second_row_mask(mask_r, pair, B)
     base = (2 * pair.to(tl.int64) * H + h) * L
     zr = tl.load(x_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
     zi = tl.load(x_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
     zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, T, N1, LOG2N1, N1 * N2, False)
     tw = n2 * _bit_reverse(n1, LOG2N1)  # the slot n1 now holds frequency k1 = bitrev(n1)
-    zr, zi = _cmul(zr, zi, tl.load(tw_re_ptr + tw), tl.load(tw_im_ptr + tw), False)
+    zr, zi = cmul(zr, zi, tl.load(tw_re_ptr + tw), tl.load(tw_im_ptr + tw), False)
     offs = pid.to(tl.int64) * (N1 * N2) + n1 * N2 + n2
     tl.store(s_re_ptr + offs, zr)
     tl.store(s_im_ptr + offs, zi)
@@ -350,9 +264,9 @@ def _long_conv_row_fwd_kernel(s_re_ptr, s_im_ptr, sk_re_ptr, sk_im_ptr, tw_re_pt
         base = (p * H + h).to(tl.int64) * (N1 * N2)
         zr, zi = _fft_rows(tl.load(s_re_ptr + base + offs), tl.load(s_im_ptr + base + offs),
                            tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
-        zr, zi = _cmul(zr, zi, kr, ki, False)
+        zr, zi = cmul(zr, zi, kr, ki, False)
         zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, True)
-        zr, zi = _cmul(zr, zi, wr, wi, False)
+        zr, zi = cmul(zr, zi, wr, wi, False)
         tl.store(s_re_ptr + base + offs, zr)
         tl.store(s_im_ptr + base + offs, zi)
 
@@ -386,16 +300,16 @@ def _long_conv_row_bwd_kernel(su_re_ptr, su_im_ptr, sg_re_ptr, sg_im_ptr, sk_re_
                            tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
         gr, gi = _fft_rows(tl.load(sg_re_ptr + base + offs), tl.load(sg_im_ptr + base + offs),
                            tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
-        cr, ci = _cmul(gr, gi, ur, ui, True)
+        cr, ci = cmul(gr, gi, ur, ui, True)
         acc_r += cr
         acc_i += ci
-        gr, gi = _cmul(gr, gi, kr, ki, True)
+        gr, gi = cmul(gr, gi, kr, ki, True)
         gr, gi = _fft_rows(gr, gi, tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, True)
-        gr, gi = _cmul(gr, gi, wr, wi, False)
+        gr, gi = cmul(gr, gi, wr, wi, False)
         tl.store(sg_re_ptr + base + offs, gr)
         tl.store(sg_im_ptr + base + offs, gi)
     acc_r, acc_i = _fft_rows(acc_r, acc_i, tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, True)
-    acc_r, acc_i = _cmul(acc_r, acc_i, wr, wi, False)
+    acc_r, acc_i = cmul(acc_r, acc_i, wr, wi, False)
     tl.store(sk_re_ptr + k_base + offs, acc_r)
     tl.store(sk_im_ptr + k_base + offs, acc_i)
 
@@ -424,7 +338,7 @@ def _long_conv_col_ifft_kernel(s_re_ptr, s_im_ptr, out_ptr, skip_ptr, d_ptr, dot
                        tw_re_ptr, tw_im_ptr, T, N1, LOG2N1, N1 * N2, True)
     time = n1 * N2 + n2
     mask_r = time < L
-    mask_i = time < L * tl.minimum(B - 1 - 2 * pair, 1)  # row 2p + 1 may be past the batch
+    mask_i = second_row_mask(mask_r, pair, B)
     base = (2 * pair.to(tl.int64) * H + h) * L
     if HAS_D:
         d = tl.load(d_ptr + h).to(tl.float32)
@@ -445,9 +359,47 @@ def _long_conv_col_ifft_kernel(s_re_ptr, s_im_ptr, out_ptr, skip_ptr, d_ptr, dot
 # host code
 
 
+@dataclass(frozen=True)
+class FFTPlan:
+    """How one call runs: FFT size ``n``, ``ROWS`` per tile, batch pairs per program and program
+    groups per feature; ``n1 * n2 == n`` and the column-pass tile ``cols`` on the four-step
+    (``n1 == 1``: one pass)."""
+
+    n: int
+    rows: int
+    per_program: int
+    groups: int
+    n1: int = 1
+    n2: int = 1
+    cols: int = 0
+
+    @property
+    def four_step(self) -> bool:
+        return self.n1 > 1
+
+
 def _fft_size(n: int) -> int:
     """The FFT size for a linear convolution of total length ``n``: a power of two, >= 16."""
     return max(_MIN_SIZE, 1 << (n - 1).bit_length())
+
+
+@functools.lru_cache(maxsize=1024)  # planned once per call shape (dispatch.clear_plans)
+def plan(call: ConvCall, auto: bool) -> FFTPlan:
+    """The launch plan of ``call``; raises :class:`Unsupported` with the reason if it cannot run."""
+    check_call("fft", call.device, {"u": call.dtype, "k": call.kernel_dtype, "D": call.skip_dtype},
+               _SUPPORTED_DTYPES, auto)
+    n = _fft_size(call.total)
+    if n > _MAX_SIZE:
+        raise Unsupported(f"L + Lk - 1 = {call.total} needs an FFT of size {n} > {_MAX_SIZE}; "
+                          "use backend='torch'")
+    pairs = (call.batch + 1) // 2
+    if n <= _MAX_ONE_PASS:
+        rows = max(1, min(_TILE // n, 1 << (pairs - 1).bit_length()))
+        return FFTPlan(n, rows, *split_work(pairs, rows, call.features, call.device))
+    n1, n2 = monarch_factors(n)
+    rows = max(1, min(n1, _TILE // n2))
+    per_program, groups = split_work(pairs, 1, call.features * (n1 // rows), call.device)
+    return FFTPlan(n, rows, per_program, groups, n1, n2, max(1, min(n2, _TILE // n1)))
 
 
 def _num_warps(elements: int) -> int:
@@ -456,187 +408,95 @@ def _num_warps(elements: int) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _twiddles(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """``exp(-2 pi i t / n)`` for ``t < n`` as float32 (real, imaginary), rounded from float64."""
-    angle = torch.arange(n, dtype=torch.float64) * (-2.0 * math.pi / n)
-    return torch.cos(angle).float().to(device), torch.sin(angle).float().to(device)
+    """``exp(-2 pi i t / n)`` for ``t < n`` as float32 (real, imaginary) vectors."""
+    table = roots(2, n, n, device)  # row 1: exp(-2 pi i t / n)
+    return table[0, 1], table[1, 1]
 
 
-def _target_programs(device: torch.device) -> int:
-    """How many programs a launch should aim for to fill the device."""
-    if device.type == "cuda":
-        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
-    return 1
-
-
-def _split_pairs(n_pairs: int, rows: int, programs: int, device: torch.device) -> tuple[int, int]:
-    """``(pairs_per_program, groups)``: split the batch pairs only when ``programs`` is too few.
-
-    ``pairs_per_program`` is a multiple of ``rows``; each group recomputes the kernel spectrum.
-    """
-    chunks = -(-n_pairs // rows)
-    groups = max(1, min(chunks, -(-_target_programs(device) // programs)))
-    per_program = -(-chunks // groups) * rows
-    return per_program, -(-n_pairs // per_program)
-
-
-def _one_pass_rows(n: int, n_pairs: int) -> int:
-    return max(1, min(_TILE // n, 1 << (n_pairs - 1).bit_length()))
-
-
-def _col_fft(x: Tensor, n1: int, n2: int, tw: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+def _col_fft(x: Tensor, p: FFTPlan) -> tuple[Tensor, Tensor]:
     """First four-step pass over ``x`` (``(B, H, L)``); returns ``S`` planes ``(pairs, H, n)``."""
     B, H, L = x.shape
     pairs = (B + 1) // 2
-    s_re = torch.empty(pairs, H, n1 * n2, device=x.device, dtype=torch.float32)
+    s_re = torch.empty(pairs, H, p.n, device=x.device, dtype=torch.float32)
     s_im = torch.empty_like(s_re)
-    cols = max(1, min(n2, _TILE // n1))
-    _long_conv_col_fft_kernel[(pairs * H, n2 // cols)](
-        x, s_re, s_im, *tw, B, H, L, N1=n1, N2=n2, LOG2N1=n1.bit_length() - 1, T=cols,
-        num_warps=_num_warps(cols * n1),
+    _long_conv_col_fft_kernel[(pairs * H, p.n2 // p.cols)](
+        x, s_re, s_im, *_twiddles(p.n, x.device), B, H, L, N1=p.n1, N2=p.n2,
+        LOG2N1=p.n1.bit_length() - 1, T=p.cols, num_warps=_num_warps(p.cols * p.n1),
     )
     return s_re, s_im
 
 
-def _col_ifft(s: tuple[Tensor, Tensor], out: Tensor, n1: int, n2: int, tw: tuple[Tensor, Tensor],
-              skip: Tensor | None = None, D: Tensor | None = None,
-              dot: Tensor | None = None) -> Tensor | None:
+def _col_ifft(s: tuple[Tensor, Tensor], out: Tensor, p: FFTPlan, skip: Tensor | None = None,
+              D: Tensor | None = None, dot: Tensor | None = None) -> Tensor | None:
     """Last four-step pass into ``out`` (``(B, H, L)``), plus ``D * skip``.
 
     Returns ``sum(skip * dot)`` over batch and time, ``(H,)`` float32, when ``dot`` is given.
     """
     B, H, L = out.shape
     pairs = (B + 1) // 2
-    cols = max(1, min(n2, _TILE // n1))
-    tiles = n2 // cols
+    tiles = p.n2 // p.cols
     dd_part = None
     if dot is not None:
         dd_part = torch.empty(tiles, pairs, H, device=out.device, dtype=torch.float32)
     _long_conv_col_ifft_kernel[(pairs * H, tiles)](
-        *s, out, skip, D, dot, dd_part, *tw, B, H, L, N1=n1, N2=n2, LOG2N1=n1.bit_length() - 1,
-        T=cols, HAS_D=D is not None, HAS_DOT=dot is not None, num_warps=_num_warps(cols * n1),
+        *s, out, skip, D, dot, dd_part, *_twiddles(p.n, out.device), B, H, L, N1=p.n1, N2=p.n2,
+        LOG2N1=p.n1.bit_length() - 1, T=p.cols, HAS_D=D is not None, HAS_DOT=dot is not None,
+        num_warps=_num_warps(p.cols * p.n1),
     )
     return dd_part.sum((0, 1)) if dot is not None else None
 
 
-def _long_conv_fwd(u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
-    """``y = causal_conv(u, k) + D * u``; ``u (B, H, L)``, ``k (H, Lk)``, ``D (H,)`` or None.
-
-    Inputs contiguous, dtypes in ``_SUPPORTED_DTYPES``; returns ``(B, H, L)`` in ``u``'s dtype.
-    """
+def forward(p: FFTPlan, u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
+    """``y = causal_conv(u, k) + D * u``; ``u (B, H, L)``, ``k (H, Lk)``, ``D (H,)`` or None
+    (checked by ``long_conv``); returns ``(B, H, L)`` in ``u``'s dtype."""
+    u, k = u.contiguous(), k.contiguous()
+    D = D.contiguous() if D is not None else None
     B, H, L = u.shape
-    Lk = k.shape[-1]
-    n = _fft_size(L + Lk - 1)
-    tw = _twiddles(n, u.device)
-    pairs = (B + 1) // 2
+    tw = _twiddles(p.n, u.device)
     y = torch.empty_like(u)
-    if n <= _MAX_ONE_PASS:
-        rows = _one_pass_rows(n, pairs)
-        per_program, groups = _split_pairs(pairs, rows, H, u.device)
-        _long_conv_fwd_kernel[(H, groups)](
-            u, k, D, y, *tw, B, H, L, Lk, per_program, N=n, LOG2N=n.bit_length() - 1, ROWS=rows,
-            HAS_D=D is not None, num_warps=_num_warps(rows * n),
+    if not p.four_step:
+        _long_conv_fwd_kernel[(H, p.groups)](
+            u, k, D, y, *tw, B, H, L, k.shape[-1], p.per_program, N=p.n, LOG2N=p.n.bit_length() - 1,
+            ROWS=p.rows, HAS_D=D is not None, num_warps=_num_warps(p.rows * p.n),
         )
         return y
-    n1, n2 = monarch_factors(n)
-    su = _col_fft(u, n1, n2, tw)
-    sk = _col_fft(k.unsqueeze(0), n1, n2, tw)
-    rows = max(1, min(n1, _TILE // n2))
-    per_program, groups = _split_pairs(pairs, 1, H * (n1 // rows), u.device)
-    _long_conv_row_fwd_kernel[(H, n1 // rows, groups)](
-        *su, *sk, *tw, H, pairs, per_program, N1=n1, N2=n2, LOG2N1=n1.bit_length() - 1,
-        LOG2N2=n2.bit_length() - 1, T=rows, num_warps=_num_warps(rows * n2),
+    su = _col_fft(u, p)
+    sk = _col_fft(k.unsqueeze(0), p)
+    _long_conv_row_fwd_kernel[(H, p.n1 // p.rows, p.groups)](
+        *su, *sk, *tw, H, (B + 1) // 2, p.per_program, N1=p.n1, N2=p.n2, LOG2N1=p.n1.bit_length() - 1,
+        LOG2N2=p.n2.bit_length() - 1, T=p.rows, num_warps=_num_warps(p.rows * p.n2),
     )
-    _col_ifft(su, y, n1, n2, tw, skip=u, D=D)
+    _col_ifft(su, y, p, skip=u, D=D)
     return y
 
 
-def _long_conv_bwd(u: Tensor, k: Tensor, D: Tensor | None,
-                   dy: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Gradients of :func:`_long_conv_fwd` for the upstream gradient ``dy`` (``(B, H, L)``).
-
-    Returns ``du`` (``(B, H, L)``, ``u``'s dtype), ``dk`` (``(H, Lk)``, ``k``'s dtype) and
-    ``dD`` (``(H,)``, ``D``'s dtype, or None without ``D``). All inputs contiguous.
-    """
+def backward(p: FFTPlan, dy: Tensor, u: Tensor, k: Tensor, D: Tensor | None,
+             needs: list[bool]) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(du, dk, dD)`` of :func:`forward` for the upstream gradient ``dy`` (``(B, H, L)``): ``du``
+    in ``u``'s dtype, ``dk`` ``(H, Lk)`` and ``dD`` ``(H,)`` in float32 (None without ``D``); the
+    kernels compute all three together, whatever ``needs`` says."""
+    u, k, dy = u.contiguous(), k.contiguous(), dy.contiguous()
+    D = D.contiguous() if D is not None else None
     B, H, L = u.shape
     Lk = k.shape[-1]
-    n = _fft_size(L + Lk - 1)
-    tw = _twiddles(n, u.device)
-    pairs = (B + 1) // 2
     du = torch.empty_like(u)
-    if n <= _MAX_ONE_PASS:
-        rows = _one_pass_rows(n, pairs)
-        per_program, groups = _split_pairs(pairs, rows, H, u.device)
-        dk_part = torch.empty(groups, H, Lk, device=u.device, dtype=torch.float32)
-        dd_part = torch.empty(groups, H, device=u.device, dtype=torch.float32)
-        _long_conv_bwd_kernel[(H, groups)](
-            u, k, D, dy, du, dk_part, dd_part, *tw, B, H, L, Lk, per_program,
-            N=n, LOG2N=n.bit_length() - 1, ROWS=rows, HAS_D=D is not None,
-            num_warps=_num_warps(rows * n),
+    if not p.four_step:
+        dk_part = torch.empty(p.groups, H, Lk, device=u.device, dtype=torch.float32)
+        dd_part = torch.empty(p.groups, H, device=u.device, dtype=torch.float32)
+        _long_conv_bwd_kernel[(H, p.groups)](
+            u, k, D, dy, du, dk_part, dd_part, *_twiddles(p.n, u.device), B, H, L, Lk, p.per_program,
+            N=p.n, LOG2N=p.n.bit_length() - 1, ROWS=p.rows, HAS_D=D is not None,
+            num_warps=_num_warps(p.rows * p.n),
         )
-        dk = dk_part.sum(0)
-        dD = dd_part.sum(0) if D is not None else None
-    else:
-        n1, n2 = monarch_factors(n)
-        su = _col_fft(u, n1, n2, tw)
-        sg = _col_fft(dy, n1, n2, tw)
-        sk = _col_fft(k.unsqueeze(0), n1, n2, tw)
-        rows = max(1, min(n1, _TILE // n2))
-        _long_conv_row_bwd_kernel[(H, n1 // rows)](
-            *su, *sg, *sk, *tw, H, pairs, N1=n1, N2=n2, LOG2N1=n1.bit_length() - 1,
-            LOG2N2=n2.bit_length() - 1, T=rows, num_warps=_num_warps(rows * n2),
-        )
-        del su
-        dD = _col_ifft(sg, du, n1, n2, tw, skip=dy, D=D, dot=u if D is not None else None)
-        dk = torch.empty(1, H, Lk, device=u.device, dtype=torch.float32)
-        _col_ifft(sk, dk, n1, n2, tw)
-        dk = dk[0]
-    return du, dk.to(k.dtype), dD.to(D.dtype) if D is not None else None
-
-
-class LongConvFunction(torch.autograd.Function):
-    """Autograd Function over the Triton kernels: ``(u, k, D) -> causal_conv(u, k) + D * u``.
-
-    ``u``: ``(B, H, L)``; ``k``: ``(H, Lk)``; ``D``: ``(H,)`` or None; all contiguous, on one
-    device, float32/bfloat16/float16. Returns ``(B, H, L)`` in ``u``'s dtype.
-    """
-
-    @staticmethod
-    def forward(ctx, u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
-        ctx.save_for_backward(u, k, D)
-        return _long_conv_fwd(u, k, D)
-
-    @staticmethod
-    def backward(ctx, dy: Tensor):
-        u, k, D = ctx.saved_tensors
-        du, dk, dD = _long_conv_bwd(u, k, D, dy.contiguous())
-        return (du if ctx.needs_input_grad[0] else None,
-                dk if ctx.needs_input_grad[1] else None,
-                dD if ctx.needs_input_grad[2] else None)
-
-
-def triton_fft_long_conv(u: Tensor, k: Tensor, D: Tensor | None = None) -> Tensor:
-    """Causal linear convolution by Triton FFT kernels; the ``"fft"`` backend of ``long_conv``.
-
-    ``y[b, h, t] = sum_{s <= t, t - s < Lk} k[h, t - s] * u[b, h, s] + D[h] * u[b, h, t]``
-
-    Args:
-        u: ``(B, H, L)``, float32/bfloat16/float16, any strides (copied once if not contiguous).
-        k: ``(H, Lk)`` with ``1 <= Lk <= L``, float32/bfloat16/float16 (may differ from ``u``'s).
-        D: ``(H,)`` or None.
-
-    Returns:
-        ``(B, H, L)`` in ``u``'s dtype, computed with float32 spectra; differentiable in all three.
-
-    Example:
-        >>> u, k = torch.randn(2, 4, 1000, device="cuda"), torch.randn(4, 1000, device="cuda")
-        >>> triton_fft_long_conv(u, k, torch.ones(4, device="cuda")).shape
-        torch.Size([2, 4, 1000])
-    """
-    from . import check_long_conv_args
-
-    check_long_conv_args(u, k, D)
-    ok, reason = supports(u, k, D)
-    if not ok:
-        raise ValueError(f"long_conv backend 'fft' cannot run this call: {reason}")
-    return LongConvFunction.apply(u.contiguous(), k.contiguous(),
-                                  D.contiguous() if D is not None else None)
+        return du, dk_part.sum(0), dd_part.sum(0) if D is not None else None
+    su, sg, sk = _col_fft(u, p), _col_fft(dy, p), _col_fft(k.unsqueeze(0), p)
+    _long_conv_row_bwd_kernel[(H, p.n1 // p.rows)](
+        *su, *sg, *sk, *_twiddles(p.n, u.device), H, (B + 1) // 2, N1=p.n1, N2=p.n2,
+        LOG2N1=p.n1.bit_length() - 1, LOG2N2=p.n2.bit_length() - 1, T=p.rows,
+        num_warps=_num_warps(p.rows * p.n2),
+    )
+    del su
+    dD = _col_ifft(sg, du, p, skip=dy, D=D, dot=u if D is not None else None)
+    dk = torch.empty(1, H, Lk, device=u.device, dtype=torch.float32)
+    _col_ifft(sk, dk, p)
+    return du, dk[0], dD

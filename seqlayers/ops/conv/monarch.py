@@ -19,25 +19,16 @@ truncation to ``L``: never circular). With other blocks it is the bilinear map t
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 from torch import Tensor
 
-from . import check_long_conv_args
 from ..._validation import is_int
+from .. import autograd
+from .call import check_long_conv_args
+from ..fourier import monarch_factors, roots_of_unity
 
 __all__ = ["monarch_long_conv", "dft_blocks", "monarch_size", "monarch_factors"]
-
-
-def monarch_factors(n: int) -> tuple[int, int]:
-    """``n = N1 * N2`` for a power of two ``n``: ``N1 = 2 ** floor(log2(n) / 2)``, ``N2 = n / N1``.
-
-    So ``N1 <= N2 <= 2 * N1`` (1024 = 32 x 32, 2048 = 32 x 64); the split of every Monarch /
-    four-step FFT in this package (the Triton ``fft`` and ``butterfly`` backends too).
-    """
-    log_n = n.bit_length() - 1
-    return 1 << (log_n // 2), 1 << (log_n - log_n // 2)
 
 
 def monarch_size(n_min: int) -> tuple[int, int]:
@@ -53,13 +44,6 @@ def monarch_size(n_min: int) -> tuple[int, int]:
     if not is_int(n_min) or n_min < 1:
         raise ValueError(f"monarch_size: n_min must be a positive int, got {n_min!r}")
     return monarch_factors(1 << (n_min - 1).bit_length())
-
-
-def _dft_matrix(n: int) -> Tensor:
-    """Exact DFT matrix ``exp(-2 pi i j m / n)`` in complex128 (angles reduced mod ``n``)."""
-    idx = torch.arange(n, dtype=torch.int64)
-    angle = (idx[:, None] * idx[None, :] % n).double() * (-2 * math.pi / n)
-    return torch.polar(torch.ones_like(angle), angle)
 
 
 def dft_blocks(
@@ -80,17 +64,14 @@ def dft_blocks(
     if not dtype.is_complex:
         raise ValueError(f"dft_blocks: dtype must be complex, got {dtype}")
     n1, n2 = monarch_size(n_fft)
-    dft1, dft2 = (_dft_matrix(n).to(dtype=dtype, device=device) for n in (n1, n2))
+    dft1, dft2 = (roots_of_unity(n, n, n).to(dtype=dtype, device=device) for n in (n1, n2))
     return n1, n2, dft1, dft2
 
 
 @functools.lru_cache(maxsize=None)
 def _twiddles(n1: int, n2: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """``T[k1, n2] = exp(-2 pi i k1 n2 / (N1 N2))``, ``(N1, N2)``, cached per size and device."""
-    n = n1 * n2
-    prod = torch.arange(n1, dtype=torch.int64)[:, None] * torch.arange(n2, dtype=torch.int64)[None, :]
-    angle = (prod % n).double() * (-2 * math.pi / n)
-    return torch.polar(torch.ones_like(angle), angle).to(dtype=dtype, device=device)
+    return roots_of_unity(n1, n2, n1 * n2).to(dtype=dtype, device=device)
 
 
 def _check_blocks(name: str, blocks, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -163,6 +144,15 @@ def monarch_long_conv(
             f"monarch_long_conv: the FFT size N = N1 * N2 = {n1} * {n2} = {n} must be >= "
             f"L + Lk - 1 = {L + Lk - 1} (L = {L}, Lk = {Lk}) for a linear, not circular, convolution"
         )
+    f1, f2, g1, g2 = (b.resolve_conj() for b in (f1, f2, g1, g2))
+    return MonarchFunction.apply(u, k, D, f1, f2, g1, g2)
+
+
+def _monarch_reference(u: Tensor, k: Tensor, D: Tensor | None, f1: Tensor, f2: Tensor, g1: Tensor,
+                       g2: Tensor) -> Tensor:
+    """The computation of :func:`monarch_long_conv` on checked arguments, in plain PyTorch."""
+    n1, n2 = f1.shape[0], f2.shape[0]
+    n, L = n1 * n2, u.shape[-1]
     real = torch.promote_types(u.dtype, torch.float32)
     cplx = torch.complex128 if real == torch.float64 else torch.complex64
     f1, f2, g1, g2 = (b.to(cplx) for b in (f1, f2, g1, g2))
@@ -178,3 +168,33 @@ def monarch_long_conv(
     if D is not None:
         y = y + D.to(real).unsqueeze(-1) * u.to(real)
     return y.to(u.dtype)
+
+
+@torch.library.custom_op("seqlayers::monarch_long_conv", mutates_args=())
+@autograd.kernel
+def _monarch(u: Tensor, k: Tensor, D: Tensor | None, f1: Tensor, f2: Tensor, g1: Tensor, g2: Tensor) -> Tensor:
+    return _monarch_reference(u, k, D, f1, f2, g1, g2).contiguous()
+
+
+@_monarch.register_fake
+def _(u, k, D, f1, f2, g1, g2):
+    return u.new_empty(u.shape)
+
+
+@torch.library.custom_op("seqlayers::monarch_long_conv_backward", mutates_args=())
+@autograd.kernel
+def _monarch_backward(grad: Tensor, u: Tensor, k: Tensor, D: Tensor | None, f1: Tensor, f2: Tensor,
+                      g1: Tensor, g2: Tensor, needs: list[bool]) -> tuple[Tensor, Tensor, Tensor, Tensor,
+                                                                      Tensor, Tensor, Tensor]:
+    inputs = (u, k, D, f1, f2, g1, g2)
+    return autograd.finish_grads(autograd.vjp_backward(_monarch_reference, grad, inputs, needs), inputs, needs, u)
+
+
+@_monarch_backward.register_fake
+def _(grad, u, k, D, f1, f2, g1, g2, needs):
+    return autograd.fake_grads((u, k, D, f1, f2, g1, g2), needs, u)
+
+
+_monarch.register_vmap(autograd.vmap_by_loop(_monarch))
+_monarch_backward.register_vmap(autograd.vmap_by_loop(_monarch_backward))
+MonarchFunction = autograd.bind("MonarchFunction", "monarch_long_conv", inputs=7)

@@ -6,6 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..autograd import vjp_backward
+from .call import ConvCall
+
 
 def naive_long_conv(u: Tensor, k: Tensor, D: Tensor | None = None) -> Tensor:
     """Causal linear convolution computed directly, in O(B * H * L * Lk).
@@ -24,11 +27,22 @@ def naive_long_conv(u: Tensor, k: Tensor, D: Tensor | None = None) -> Tensor:
         >>> y = naive_long_conv(torch.randn(2, 3, 10), torch.randn(3, 4))
     """
     dtype = torch.promote_types(u.dtype, torch.float32)
-    B, H, L = u.shape
-    Lk = k.shape[-1]
+    H, Lk = k.shape
     x = F.pad(u.to(dtype), (Lk - 1, 0))
     # conv1d computes a cross-correlation, so flip the kernel; groups=H keeps features apart
     y = F.conv1d(x, k.to(dtype).flip(-1).unsqueeze(1), groups=H)
     if D is not None:
         y = y + D.to(dtype).unsqueeze(-1) * u.to(dtype)
     return y.to(u.dtype)
+
+
+def plan(call: ConvCall, auto: bool) -> None:
+    return None
+
+
+def forward(plan: None, u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
+    return naive_long_conv(u, k, D)
+
+
+def backward(plan: None, grad: Tensor, u: Tensor, k: Tensor, D: Tensor | None, needs: list[bool]):
+    return vjp_backward(naive_long_conv, grad, (u, k, D), needs)

@@ -1,50 +1,23 @@
-"""``linear_scan``: the diagonal linear recurrence ``h_t = a_t * h_{t-1} + b_t``, with selectable backends."""
+"""``linear_scan``: the diagonal linear recurrence ``h_t = a_t * h_{t-1} + b_t``, with selectable backends.
+
+The op is the custom op ``seqlayers::linear_scan`` and its backward (see
+:mod:`seqlayers.ops.autograd`); the backends are ``torch`` (:mod:`.chunked`), ``naive``
+(:mod:`.naive`), ``triton`` (:mod:`.triton`) and ``native`` (:mod:`.native`, C++).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ..dispatch import Backend, register, register_lazy, select
+from .. import autograd
+from ..dispatch import Backend, Op, check_name, define_op, register, resolve
+from .call import COMPUTE_DTYPES, HALF_DTYPES, ScanCall, check_linear_scan_args
 from .chunked import chunked_linear_scan
 from .naive import naive_linear_scan
 
-__all__ = ["linear_scan", "naive_linear_scan", "chunked_linear_scan", "check_linear_scan_args"]
-
-COMPUTE_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
-HALF_DTYPES = (torch.bfloat16, torch.float16)
-
-
-def check_linear_scan_args(a: Tensor, b: Tensor, h0: Tensor | None) -> None:
-    """Validate the arguments of :func:`linear_scan`; raise ValueError/TypeError naming the problem."""
-    for name, t in (("a", a), ("b", b), ("h0", h0)):
-        if t is None and name == "h0":
-            continue
-        if not isinstance(t, Tensor):
-            raise TypeError(f"linear_scan: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype not in COMPUTE_DTYPES + HALF_DTYPES:
-            raise TypeError(
-                f"linear_scan: {name} must be float32/float64/complex64/complex128/bfloat16/float16, "
-                f"got dtype {t.dtype}"
-            )
-    if a.dim() != 3 or any(n == 0 for n in a.shape):
-        raise ValueError(f"linear_scan: a must have shape (B, L, P) with B, L, P >= 1, got {tuple(a.shape)}")
-    if b.shape != a.shape:
-        raise ValueError(
-            f"linear_scan: b must have a's shape (B, L, P) = {tuple(a.shape)}, got {tuple(b.shape)}"
-        )
-    if h0 is not None and h0.shape != (a.shape[0], a.shape[2]):
-        raise ValueError(
-            f"linear_scan: h0 must have shape (B, P) = {(a.shape[0], a.shape[2])} or be None, "
-            f"got {tuple(h0.shape)}"
-        )
-    for name, t in (("b", b), ("h0", h0)):
-        if t is None:
-            continue
-        if t.dtype != a.dtype:
-            raise TypeError(f"linear_scan: {name} must have a's dtype {a.dtype}, got {t.dtype}")
-        if t.device != a.device:
-            raise ValueError(f"linear_scan: {name} is on {t.device} but a is on {a.device}")
+__all__ = ["linear_scan", "naive_linear_scan", "chunked_linear_scan", "check_linear_scan_args",
+           "COMPUTE_DTYPES", "HALF_DTYPES"]
 
 
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, *, backend: str = "auto") -> Tensor:
@@ -55,16 +28,17 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, *, backend: str 
 
     Args:
         a: ``(B, L, P)`` decay, float32/float64/complex64/complex128, or bfloat16/float16
-            (computed in float32).
+            (computed in float32); ``B = 0`` gives an empty result.
         b: ``(B, L, P)`` input, same dtype and device as ``a``.
         h0: ``(B, P)`` initial state in ``a``'s dtype, or None for zeros.
         backend: ``"auto"`` (default), ``"torch"``, ``"triton"`` (CUDA), ``"native"`` (the
-            C++ CPU kernel of ``csrc/``, once built) or ``"naive"``; see
+            C++ CPU kernel of ``csrc/``, built on first use) or ``"naive"``; see
             :mod:`seqlayers.ops.dispatch` (env ``SEQLAYERS_SCAN_BACKEND``).
 
     Returns:
-        ``(B, L, P)`` states ``h_0 .. h_{L-1}`` in ``a``'s dtype. Differentiable in ``a``, ``b``
-        and ``h0`` (complex gradients follow PyTorch's convention).
+        ``(B, L, P)`` states ``h_0 .. h_{L-1}`` in ``a``'s dtype. Differentiable once in ``a``,
+        ``b`` and ``h0`` (complex gradients follow PyTorch's convention); works under
+        ``torch.compile``, ``torch.export`` and ``torch.func`` transforms.
 
     Example:
         >>> a, b = torch.full((2, 1000, 8), 0.9), torch.randn(2, 1000, 8)
@@ -73,45 +47,78 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, *, backend: str 
         True
     """
     check_linear_scan_args(a, b, h0)
+    check_name("linear_scan", backend)
     dtype = a.dtype
     if dtype in HALF_DTYPES:
         a, b = a.float(), b.float()
         h0 = None if h0 is None else h0.float()
-    return select("linear_scan", backend, a, b, h0).fn(a, b, h0).to(dtype)
+    elif dtype.is_complex:
+        a, b = a.resolve_conj(), b.resolve_conj()
+        h0 = None if h0 is None else h0.resolve_conj()
+    return LinearScanFunction.apply(a, b, h0, backend).to(dtype)
 
 
-register(
-    Backend(
-        "linear_scan",
-        "torch",
-        chunked_linear_scan,
-        priority=0,
-        description="blocks of ~sqrt(L), vectorized over blocks; adjoint reverse scan as backward",
-    )
-)
-register(
-    Backend(
-        "linear_scan",
-        "naive",
-        naive_linear_scan,
-        auto=False,
-        priority=-100,
-        description="one Python step per position; the test oracle",
-    )
-)
-register_lazy(
-    "linear_scan",
-    "triton",
-    "seqlayers.ops.scan.triton",
-    "triton_linear_scan",
-    priority=20,
-    description="Triton tl.associative_scan over blocks of L with a carried state, forward and backward",
-)
-register_lazy(
-    "linear_scan",
-    "native",
-    "seqlayers.ops.scan.native",
-    "native_linear_scan",
-    priority=10,
-    description="C++ CPU kernels, one pass over memory forward and backward; built on first request",
-)
+@torch.library.custom_op("seqlayers::linear_scan", mutates_args=())
+@autograd.kernel
+def _linear_scan(a: Tensor, b: Tensor, h0: Tensor | None, backend: str) -> Tensor:
+    if a.shape[0] == 0:
+        return b.new_empty(b.shape)
+    chosen, plan = resolve("linear_scan", backend, a, b, h0)
+    return chosen.module.forward(plan, a, b, h0).contiguous()
+
+
+@_linear_scan.register_fake
+def _(a, b, h0, backend):
+    return b.new_empty(b.shape)
+
+
+@torch.library.custom_op("seqlayers::linear_scan_backward", mutates_args=())
+@autograd.kernel
+def _linear_scan_backward(grad: Tensor, a: Tensor, b: Tensor, h0: Tensor | None, h: Tensor, backend: str,
+                          needs: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
+    if a.shape[0] == 0:
+        grads = (grad, grad, None if h0 is None else h0.new_empty(h0.shape))
+    else:
+        chosen, plan = resolve("linear_scan", backend, a, b, h0)
+        grads = chosen.module.backward(plan, grad, a, b, h0, h, needs)
+    return autograd.finish_grads(grads, (a, b, h0), needs, b)
+
+
+@_linear_scan_backward.register_fake
+def _(grad, a, b, h0, h, backend, needs):
+    return autograd.fake_grads((a, b, h0), needs, b)
+
+
+def _fold(tensors):
+    """The vmapped dim (first) folded into the batch: ``(V, B, ...)`` -> ``(V * B, ...)``."""
+    return [None if t is None else t.reshape(-1, *t.shape[2:]) for t in tensors]
+
+
+def _linear_scan_vmap(info, in_dims, a, b, h0, backend):
+    a, b, h0 = autograd.batch_first(info, in_dims[:3], (a, b, h0))
+    return _linear_scan(*_fold((a, b, h0)), backend).view(b.shape), 0
+
+
+def _linear_scan_backward_vmap(info, in_dims, grad, a, b, h0, h, backend, needs):
+    tensors = autograd.batch_first(info, in_dims[:5], (grad, a, b, h0, h))
+    grads = _linear_scan_backward(*_fold(tensors), backend, needs)
+    shapes = (tensors[1].shape, tensors[2].shape, None if h0 is None else tensors[3].shape)
+    return (tuple(g.view(shape) if need else g for g, shape, need in zip(grads, shapes, needs)),
+            tuple(0 if need else None for need in needs))
+
+
+_linear_scan.register_vmap(_linear_scan_vmap)
+_linear_scan_backward.register_vmap(_linear_scan_backward_vmap)
+LinearScanFunction = autograd.bind("LinearScanFunction", "linear_scan", inputs=3, save_output=True)
+
+define_op(Op("linear_scan", "SEQLAYERS_SCAN_BACKEND", ScanCall.of))
+register(Backend("linear_scan", "torch", "seqlayers.ops.scan.chunked", priority=0,
+                 description="blocks of ~sqrt(L), vectorized over blocks; adjoint reverse scan as backward"))
+register(Backend("linear_scan", "naive", "seqlayers.ops.scan.naive", priority=-100, auto=False,
+                 description="one Python step per position; the test oracle"))
+register(Backend("linear_scan", "triton", "seqlayers.ops.scan.triton", priority=20,
+                 description="Triton tl.associative_scan over blocks of L with a carried state, forward "
+                 "and backward"))
+register(Backend("linear_scan", "native", "seqlayers.ops.scan.native", priority=10,
+                 description="C++ CPU kernels, one pass over memory forward and backward; built on first "
+                 "request"))

@@ -17,8 +17,7 @@ is memory-bound here, the wide sequential steps are faster.
 Backward: with upstream gradient ``G`` (PyTorch's complex convention, ``dL/dRe + i dL/dIm``),
 the adjoint ``lam_t = G_t + conj(a_{t+1}) * lam_{t+1}`` is the same scan run in reverse (the
 blocked scan runs either way, so nothing is flipped), and ``grad_b = lam``,
-``grad_a_t = lam_t * conj(h_{t-1})``, ``grad_h0 = conj(a_0) * lam_0``. The backward calls the
-Function itself, so double backward works too.
+``grad_a_t = lam_t * conj(h_{t-1})``, ``grad_h0 = conj(a_0) * lam_0``.
 """
 
 from __future__ import annotations
@@ -96,11 +95,28 @@ def _blocked_scan(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Ten
     return h.reshape(B, C * T, P)[:, :L]
 
 
+def _adjoint(scan, grad_h: Tensor, a: Tensor, h0: Tensor | None, h: Tensor, reverse: bool,
+             needs: list[bool]) -> tuple[Tensor | None, Tensor, Tensor | None]:
+    """``(grad_a, grad_b, grad_h0)`` of a scan in direction ``reverse`` whose states are ``h``: the
+    adjoint ``lam`` is ``scan(decays, grad_h, None, not reverse)`` (differentiable or not)."""
+    zeros = torch.zeros_like(a[:, :1])
+    # lam_t = G_t + conj(a at the next position in scan order) * lam at that position
+    lam = scan(_shift(a.conj_physical(), not reverse, zeros), grad_h, None, not reverse)
+    grad_a = grad_h0 = None
+    if needs[0]:
+        grad_a = lam * _shift(h.conj_physical(), reverse, zeros if h0 is None else h0.conj_physical().unsqueeze(1))
+    if needs[2] and h0 is not None:
+        start = -1 if reverse else 0
+        grad_h0 = a[:, start].conj_physical() * lam[:, start]
+    return grad_a, lam, grad_h0
+
+
 class ChunkedScanFunction(torch.autograd.Function):
     """Autograd Function of :func:`chunked_linear_scan`; ``h0`` may be None.
 
     With ``reverse=True`` it computes ``h_t = a_t * h_{t+1} + b_t`` from ``h_L = h0`` instead: the
-    backward of one direction is a scan in the other.
+    backward of one direction is a scan in the other, through this Function, so double backward
+    works too.
     """
 
     @staticmethod
@@ -113,24 +129,15 @@ class ChunkedScanFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_h: Tensor):
         a, h0, h = ctx.saved_tensors
-        reverse = ctx.reverse
-        need_a, need_b, need_h0, _ = ctx.needs_input_grad
-        zeros = torch.zeros_like(a[:, :1])
-        # lam_t = G_t + conj(a at the next position in scan order) * lam at that position
-        next_decay = _shift(a.conj(), not reverse, zeros)
-        lam = ChunkedScanFunction.apply(next_decay, grad_h, None, not reverse)
-        grad_a = grad_h0 = None
-        if need_a:
-            # conjugated inside the shift's copy: a mul with a lazily conjugated operand is slower
-            grad_a = lam * _shift(h.conj(), reverse, zeros if h0 is None else h0.conj().unsqueeze(1))
-        if need_h0 and h0 is not None:
-            start = -1 if reverse else 0
-            grad_h0 = a[:, start].conj() * lam[:, start]
-        return grad_a, lam if need_b else None, grad_h0, None
+        needs = list(ctx.needs_input_grad[:3])
+        grad_a, grad_b, grad_h0 = _adjoint(ChunkedScanFunction.apply, grad_h, a, h0, h, ctx.reverse, needs)
+        return grad_a, grad_b if needs[1] else None, grad_h0, None
 
 
 def chunked_linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
-    """``h_t = a_t * h_{t-1} + b_t`` by blocks of ``~sqrt(L)``; differentiable in a, b, h0.
+    """``h_t = a_t * h_{t-1} + b_t`` by blocks of ``~sqrt(L)``; differentiable (twice) in a, b, h0.
+
+    The computation of the ``"torch"`` backend as a plain autograd Function (not a custom op).
 
     Args:
         a: ``(B, L, P)`` decay, float32/float64/complex64/complex128, any device.
@@ -146,3 +153,15 @@ def chunked_linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tenso
         torch.Size([2, 5000, 8])
     """
     return ChunkedScanFunction.apply(a, b, h0, False)
+
+
+def plan(call, auto: bool) -> None:
+    return None
+
+
+def forward(plan: None, a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
+    return _blocked_scan(a, b, h0, False)
+
+
+def backward(plan: None, grad: Tensor, a: Tensor, b: Tensor, h0: Tensor | None, h: Tensor, needs: list[bool]):
+    return _adjoint(_blocked_scan, grad, a, h0, h, False, needs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..autograd import vjp_backward
+
 
 def naive_linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     """``h_t = a_t * h_{t-1} + b_t``, one Python step per position; obviously correct, slow.
@@ -31,3 +33,15 @@ def naive_linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
         h = a_t * h + b_t
         states.append(h)
     return torch.stack(states, dim=1)
+
+
+def plan(call, auto: bool) -> None:
+    return None
+
+
+def forward(plan: None, a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
+    return naive_linear_scan(a, b, h0)
+
+
+def backward(plan: None, grad: Tensor, a: Tensor, b: Tensor, h0: Tensor | None, h: Tensor, needs: list[bool]):
+    return vjp_backward(naive_linear_scan, grad, (a, b, h0), needs)

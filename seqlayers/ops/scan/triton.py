@@ -15,49 +15,27 @@ in the same pass.
 
 from __future__ import annotations
 
-import os
-
+import functools
 import torch
-import triton
-import triton.language as tl
 from torch import Tensor
+
+from ..triton_utils import check_call, is_available, tl, triton
+from .call import ScanCall
+
+__all__ = ["is_available", "plan", "forward", "backward"]
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 BLOCK_L = 64
 MAX_BLOCK_P = 32
 
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def is_available() -> tuple[bool, str]:
-    """Triton imported (this module loaded); a CUDA device, or ``TRITON_INTERPRET=1``."""
-    if torch.cuda.is_available() or _interpreting():
-        return True, ""
-    return False, "no CUDA device (set TRITON_INTERPRET=1 to run the kernels on the CPU, slowly)"
-
-
-def supports(a: Tensor, b: Tensor, h0: Tensor | None) -> tuple[bool, str]:
-    """CUDA tensors of a supported dtype; CPU tensors only under ``TRITON_INTERPRET=1``."""
-    if not a.is_cuda and not _interpreting():
-        return False, (
-            f"tensors are on {a.device}; move them to a CUDA device, or set TRITON_INTERPRET=1 "
-            "to run the kernels on the CPU (slow, for testing)"
-        )
-    if a.dtype not in SUPPORTED_DTYPES:
-        return False, f"dtype {a.dtype} is not one of {[str(d) for d in SUPPORTED_DTYPES]}"
-    return True, ""
-
-
-def auto_supports(a: Tensor, b: Tensor, h0: Tensor | None) -> tuple[bool, str]:
-    """The check ``backend="auto"`` uses: :func:`supports`, and never interpreted CPU kernels."""
-    if not a.is_cuda:
-        return False, (
-            f"tensors are on {a.device}: the Triton interpreter is for testing; "
-            "ask for backend='triton' explicitly"
-        )
-    return supports(a, b, h0)
+@functools.lru_cache(maxsize=1024)  # planned once per call shape (dispatch.clear_plans)
+def plan(call: ScanCall, auto: bool) -> tuple[tuple[int, int], int]:
+    """``(grid, BLOCK_P)``: one program per batch row and block of states; raises
+    :class:`~seqlayers.errors.Unsupported` if the call cannot run here."""
+    check_call("triton", call.device, {"a": call.dtype}, SUPPORTED_DTYPES, auto)
+    block_p = min(MAX_BLOCK_P, triton.next_power_of_2(call.states))
+    return (call.batch, triton.cdiv(call.states, block_p)), block_p
 
 
 @triton.jit
@@ -192,16 +170,12 @@ def _flat(x: Tensor) -> Tensor:
     return torch.view_as_real(x.resolve_conj()) if x.is_complex() else x
 
 
-def _grid(B: int, P: int) -> tuple[tuple[int, int], int]:
-    block_p = min(MAX_BLOCK_P, triton.next_power_of_2(P))
-    return (B, triton.cdiv(P, block_p)), block_p
-
-
-def _linear_scan_fwd(a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
-    """Launch the forward kernel on contiguous ``(B, L, P)`` tensors; returns ``h``."""
-    B, L, P = a.shape
+def forward(plan: tuple, a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
+    """Launch the forward kernel on ``(B, L, P)`` tensors; returns ``h``."""
+    a, b = a.contiguous(), b.contiguous()
+    h0 = h0.contiguous() if h0 is not None else None
+    (grid, block_p), (B, L, P) = plan, a.shape
     h = torch.empty_like(b)
-    grid, block_p = _grid(B, P)
     _linear_scan_fwd_kernel[grid](
         _flat(a), _flat(b), _flat(h0 if h0 is not None else a), _flat(h), L, P,
         HAS_H0=h0 is not None, IS_COMPLEX=a.is_complex(), BLOCK_L=BLOCK_L, BLOCK_P=block_p,
@@ -209,58 +183,17 @@ def _linear_scan_fwd(a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
     return h
 
 
-def _linear_scan_bwd(
-    a: Tensor, h: Tensor, h0: Tensor | None, grad_h: Tensor
-) -> tuple[Tensor, Tensor, Tensor | None]:
+def backward(plan: tuple, grad_h: Tensor, a: Tensor, b: Tensor, h0: Tensor | None, h: Tensor,
+             needs: list[bool]) -> tuple[Tensor, Tensor, Tensor | None]:
     """Launch the backward kernel; returns ``(grad_a, grad_b, grad_h0 or None)``."""
-    B, L, P = a.shape
+    a, h, grad_h = a.contiguous(), h.contiguous(), grad_h.contiguous()
+    h0 = h0.contiguous() if h0 is not None else None
+    (grid, block_p), (B, L, P) = plan, a.shape
     grad_a, grad_b = torch.empty_like(a), torch.empty_like(a)
     grad_h0 = torch.empty_like(h0) if h0 is not None else None
-    grid, block_p = _grid(B, P)
     _linear_scan_bwd_kernel[grid](
         _flat(a), _flat(h), _flat(h0 if h0 is not None else a), _flat(grad_h),
         _flat(grad_a), _flat(grad_b), _flat(grad_h0 if grad_h0 is not None else grad_a), L, P,
         HAS_H0=h0 is not None, IS_COMPLEX=a.is_complex(), BLOCK_L=BLOCK_L, BLOCK_P=block_p,
     )
     return grad_a, grad_b, grad_h0
-
-
-class LinearScanFunction(torch.autograd.Function):
-    """Autograd Function over the Triton kernels; ``h0`` may be None. Saves ``a``, ``h0``, ``h``."""
-
-    @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
-        a, b = a.contiguous(), b.contiguous()
-        h0 = h0.contiguous() if h0 is not None else None
-        h = _linear_scan_fwd(a, b, h0)
-        ctx.save_for_backward(a, h0, h)
-        return h
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_h: Tensor):
-        a, h0, h = ctx.saved_tensors
-        need_a, need_b, need_h0 = ctx.needs_input_grad
-        grad_a, grad_b, grad_h0 = _linear_scan_bwd(a, h, h0, grad_h.contiguous())
-        return grad_a if need_a else None, grad_b if need_b else None, grad_h0 if need_h0 else None
-
-
-def triton_linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
-    """``h_t = a_t * h_{t-1} + b_t`` with Triton kernels forward and backward.
-
-    Args:
-        a: ``(B, L, P)`` decay, float32/float64/complex64/complex128, on a CUDA device
-            (or the CPU under ``TRITON_INTERPRET=1``).
-        b: ``(B, L, P)`` input, same dtype and device as ``a``.
-        h0: ``(B, P)`` initial state, or None for zeros.
-
-    Returns:
-        ``(B, L, P)`` states in ``a``'s dtype; differentiable in a, b and h0 (once).
-
-    Example:
-        >>> a = torch.rand(2, 4096, 64, device="cuda")
-        >>> h = triton_linear_scan(a, torch.randn_like(a))
-        >>> h.shape
-        torch.Size([2, 4096, 64])
-    """
-    return LinearScanFunction.apply(a, b, h0)

@@ -1,4 +1,4 @@
-"""Vandermonde product as a blocked matrix product, with a hand-written backward.
+"""The ``"torch"`` backend of ``vandermonde``: a blocked matrix product, hand-written backward.
 
 Split every position as ``l = q*T + r`` with ``T ~ sqrt(L)``, so that
 ``z^l = z^(q T) * z^r`` and
@@ -48,65 +48,46 @@ def _split(L: int) -> tuple[int, int]:
     return -(-L // T), T
 
 
-class VandermondeFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v: Tensor, z: Tensor, L: int) -> Tensor:
-        # v: (P, M, N), z: (M, N) -> (P, M, L)
-        P, M, N = v.shape
-        Q, T = _split(L)
-        log_z = torch.log(z)
-        out = torch.empty(P, M, L, device=v.device, dtype=z.real.dtype)
-        for rows in _row_blocks(M, P * Q * T):
-            z_coarse, z_fine, _, _ = _factors(log_z[rows], Q, T)
-            m = z_fine.shape[0]
-            left = (v[:, rows].unsqueeze(-1) * z_coarse).permute(1, 0, 3, 2).reshape(m, P * Q, N)
-            block = torch.bmm(left, z_fine).reshape(m, P, Q * T)[..., :L]  # (m, P, L) complex
-            out[:, rows] = 2 * block.real.permute(1, 0, 2)
-        ctx.save_for_backward(v, z)
-        ctx.L = L
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        v, z = ctx.saved_tensors
-        need_v, need_z, _ = ctx.needs_input_grad
-        P, M, N = v.shape
-        L = ctx.L
-        Q, T = _split(L)
-        log_z = torch.log(z)
-        grad_v = torch.empty_like(v) if need_v else None
-        grad_z = torch.empty_like(z) if need_z else None
-        for rows in _row_blocks(M, P * Q * T):
-            z_coarse, z_fine, q, r = _factors(log_z[rows], Q, T)
-            m = z_fine.shape[0]
-            g = torch.nn.functional.pad(grad_out[:, rows], (0, Q * T - L)).to(z.dtype)
-            g = g.permute(1, 0, 2).reshape(m, P * Q, T)
-            # sum_r g[q, r] z^r for every (row, p, q, n)
-            fine_sum = torch.bmm(g, z_fine.transpose(1, 2)).reshape(m, P, Q, N)
-            coarse = z_coarse.transpose(1, 2).unsqueeze(1)  # (m, 1, Q, N)
-            if need_v:
-                grad_v[:, rows] = 2 * (coarse * fine_sum).sum(2).permute(1, 0, 2).conj()
-            if need_z:
-                fine_weighted = torch.bmm(g, (z_fine * r).transpose(1, 2)).reshape(m, P, Q, N)
-                q_col = q.view(1, 1, Q, 1)
-                l_powers = (coarse * (q_col * fine_sum + fine_weighted)).sum(2)  # sum_l g l z^l
-                grad_z[rows] = 2 * ((v[:, rows].permute(1, 0, 2) * l_powers).sum(1) / z[rows]).conj()
-        return grad_v, grad_z, None
+def plan(call, auto: bool) -> None:
+    return None
 
 
-def blocked_vandermonde(v: Tensor, z: Tensor, L: int) -> Tensor:
-    """``K[..., l] = 2 Re(sum_n v_n z_n^l)`` without materializing ``(..., N, L)``.
+def forward(plan: None, v: Tensor, z: Tensor, L: int) -> Tensor:
+    """``(P, M, L)`` real from ``v (P, M, N)`` and ``z (M, N)``."""
+    P, M, N = v.shape
+    Q, T = _split(L)
+    log_z = torch.log(z)
+    out = torch.empty(P, M, L, device=v.device, dtype=z.real.dtype)
+    for rows in _row_blocks(M, P * Q * T):
+        z_coarse, z_fine, _, _ = _factors(log_z[rows], Q, T)
+        m = z_fine.shape[0]
+        left = (v[:, rows].unsqueeze(-1) * z_coarse).permute(1, 0, 3, 2).reshape(m, P * Q, N)
+        block = torch.bmm(left, z_fine).reshape(m, P, Q * T)[..., :L]  # (m, P, L) complex
+        out[:, rows] = 2 * block.real.permute(1, 0, 2)
+    return out
 
-    Args:
-        v: complex ``(..., M..., N)`` whose trailing dims equal ``z.shape``.
-        z: complex ``(M..., N)``, nonzero.
-        L: output length.
 
-    Returns:
-        real ``(*v.shape[:-1], L)`` (float32 for complex64, float64 for complex128).
-    """
-    N = z.shape[-1]
-    lead = v.shape[: v.dim() - z.dim()]
-    v3 = v.reshape(-1, z.numel() // N, N)
-    out = VandermondeFunction.apply(v3, z.reshape(-1, N), L)
-    return out.reshape(*lead, *z.shape[:-1], L)
+def backward(plan: None, grad_out: Tensor, v: Tensor, z: Tensor, L: int,
+             needs: list[bool]) -> tuple[Tensor | None, Tensor | None]:
+    """``(grad_v, grad_z)`` of :func:`forward` for the real upstream gradient ``grad_out (P, M, L)``."""
+    P, M, N = v.shape
+    Q, T = _split(L)
+    log_z = torch.log(z)
+    grad_v = torch.empty_like(v) if needs[0] else None
+    grad_z = torch.empty_like(z) if needs[1] else None
+    for rows in _row_blocks(M, P * Q * T):
+        z_coarse, z_fine, q, r = _factors(log_z[rows], Q, T)
+        m = z_fine.shape[0]
+        g = torch.nn.functional.pad(grad_out[:, rows], (0, Q * T - L)).to(z.dtype)
+        g = g.permute(1, 0, 2).reshape(m, P * Q, T)
+        # sum_r g[q, r] z^r for every (row, p, q, n)
+        fine_sum = torch.bmm(g, z_fine.transpose(1, 2)).reshape(m, P, Q, N)
+        coarse = z_coarse.transpose(1, 2).unsqueeze(1)  # (m, 1, Q, N)
+        if needs[0]:
+            grad_v[:, rows] = 2 * (coarse * fine_sum).sum(2).permute(1, 0, 2).conj_physical()
+        if needs[1]:
+            fine_weighted = torch.bmm(g, (z_fine * r).transpose(1, 2)).reshape(m, P, Q, N)
+            q_col = q.view(1, 1, Q, 1)
+            l_powers = (coarse * (q_col * fine_sum + fine_weighted)).sum(2)  # sum_l g l z^l
+            grad_z[rows] = 2 * ((v[:, rows].permute(1, 0, 2) * l_powers).sum(1) / z[rows]).conj_physical()
+    return grad_v, grad_z
