@@ -5,7 +5,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validation import is_int
+from .._validation import is_int, is_size
+
+
+def prefix(x: Tensor, length: int) -> Tensor:
+    """The first ``length`` entries of ``x`` along its last dim, as a new tensor.
+
+    A slice would do in eager mode; ``index_select`` keeps a symbolic ``length`` (torch.compile,
+    torch.export) free of the guard ``length != x.shape[-1]`` that a slice's contiguity adds, so one
+    graph serves every length up to the full one.
+    """
+    return x.index_select(-1, torch.arange(length, device=x.device))
 
 
 class KernelGenerator(nn.Module):
@@ -43,10 +53,14 @@ class KernelGenerator(nn.Module):
     def forward(self, L: int) -> Tensor:
         """Return the kernel for length ``L``, shape ``(C, H, L)``, float32.
 
+        ``L`` is an int, or a symbolic size while ``torch.compile(dynamic=True)`` or
+        ``torch.export`` traces: a generator computes its kernel with torch ops of ``L``, so one
+        graph serves every length.
+
         A generator whose parameters are float64 (``module.double()``) returns float64, so that
         gradients can be checked in double precision.
         """
-        if not is_int(L) or L <= 0:
+        if not is_size(L) or L <= 0:
             raise ValueError(f"kernel length L must be a positive int, got {L!r}")
         k = self.kernel(L)
         expected = (self.channels, self.d_model, L)

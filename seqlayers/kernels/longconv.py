@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..optim import set_optim_hint
 from .._validation import is_int, is_number
-from .base import KernelGenerator
+from .base import KernelGenerator, prefix
 
 SMOOTH_MODES = ("time", "freq")
 
@@ -146,12 +146,11 @@ class LongConvKernel(KernelGenerator):
                 f"L <= {self.l_max}, got L={L}"
             )
         if self.smooth and self.smooth_mode == "time":
-            # Taps past L + r do not reach the first L outputs, so this equals smoothing all l_max.
-            k = smooth_time(self.weight[..., : L + self.smooth // 2], self.smooth)[..., :L]
+            k = prefix(smooth_time(self.weight, self.smooth), L)
         elif self.smooth:
-            k = self.weight[..., :L] * self.window[:L]
+            k = prefix(self.weight * self.window, L)
         else:
-            k = self.weight[..., :L]
+            k = prefix(self.weight, L)
         k = squash(k, self.squash_lambda)
         return F.dropout(k, self.kernel_dropout, self.training)
 

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .._validation import is_int
+from .._validation import is_int, is_size
 from ..init.ptd import S5_INITS, s5_block_init
 from ..ops.conv import long_conv
 from ..ops.scan import linear_scan
@@ -163,7 +163,7 @@ class S5Kernel(KernelGenerator):
 
     def modal_kernel(self, L: int) -> Tensor:
         """The modal kernel ``K[p, l] = Lambda_bar_p ** l`` for ``l < L``: complex64 ``(P', L)``."""
-        if not is_int(L) or L <= 0:
+        if not is_size(L) or L <= 0:
             raise ValueError(f"kernel length L must be a positive int, got {L!r}")
         if self.disc == "zoh":  # exact, and no log(0) when exp(dt Lambda) underflows
             log_z = torch.exp(self.log_step) * self.Lambda

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..optim import set_optim_hint
 from .._validation import is_int
-from .base import KernelGenerator
+from .base import KernelGenerator, prefix
 
 SGCONV_INITS = ("randn", "cosine")
 INTERPOLATIONS = ("linear", "nearest")
@@ -72,11 +72,14 @@ class SGConvKernel(KernelGenerator):
     reusing the last sub-kernel (upsampled 2x more and weighted by ``decay`` once more each time),
     so any ``L`` works and the kernel for ``L`` is always a prefix of the kernel for a longer one.
 
-    Normalization: at the first call, the L2 norm over length of the ``n`` parameterized pieces
-    (shape ``(C, H, 1)``, independent of the ``L`` asked for; at least 1e-12) is stored, detached,
-    in the buffer ``kernel_norm`` and the flag buffer ``norm_ready`` is set; from then on the
-    kernel is divided by it. Both buffers live in the state dict, so a module that loads them
-    (even one that never ran) computes the same function.
+    Normalization: the L2 norm over length of the ``n`` parameterized pieces of the initial
+    sub-kernels (shape ``(C, H, 1)``, independent of any ``L``; at least 1e-12) is stored,
+    detached, in the buffer ``kernel_norm`` at construction, and every kernel is divided by it:
+    the norm the SGConv reference takes at its first call, from the same parameters, but without
+    mutating state inside a forward (so ``torch.compile``, ``torch.func`` and ``vmap`` see a pure
+    function). :meth:`reset_norm` takes it again, e.g. after initializing the sub-kernels by hand.
+    The buffer lives in the state dict; a state dict saved before any call by an earlier version
+    (``norm_ready`` False) gets its norm from the loaded sub-kernels.
 
     Args:
         d_model: ``H``.
@@ -135,14 +138,22 @@ class SGConvKernel(KernelGenerator):
         else:
             self.register_buffer("log_decay", log_decay)
         self.register_buffer("kernel_norm", torch.ones(channels, d_model, 1))
-        self.register_buffer("norm_ready", torch.tensor(False))
-        self._norm_ready = False
-        self.register_load_state_dict_post_hook(SGConvKernel._sync_norm_flag)
+        self.register_buffer("norm_ready", torch.tensor(True))
+        self.reset_norm()
+        self.register_load_state_dict_post_hook(SGConvKernel._norm_after_load)
+
+    @torch.no_grad()
+    def reset_norm(self) -> None:
+        """Store the L2 norm over length of the parameterized pieces in ``kernel_norm``."""
+        full = self._pieces(self.kernel_dim * 2 ** (self.n_scales - 1))
+        self.kernel_norm.copy_(full.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+        self.norm_ready.fill_(True)
 
     @staticmethod
-    def _sync_norm_flag(module: SGConvKernel, _incompatible_keys) -> None:
-        """Mirror the loaded ``norm_ready`` buffer in a Python flag (no device sync per call)."""
-        module._norm_ready = bool(module.norm_ready)
+    def _norm_after_load(module: SGConvKernel, _incompatible_keys) -> None:
+        """A state dict saved before its first call (``norm_ready`` False) carries no norm yet."""
+        if not bool(module.norm_ready):
+            module.reset_norm()
 
     @property
     def decay(self) -> Tensor:
@@ -164,13 +175,10 @@ class SGConvKernel(KernelGenerator):
         return torch.cat(pieces, dim=-1)
 
     def kernel(self, L: int) -> Tensor:
-        if not self._norm_ready:
-            with torch.no_grad():
-                full = self._pieces(self.kernel_dim * 2 ** (self.n_scales - 1))
-                self.kernel_norm.copy_(full.norm(dim=-1, keepdim=True).clamp_min(1e-12))
-                self.norm_ready.fill_(True)
-            self._norm_ready = True
-        return self._pieces(L)[..., :L] / self.kernel_norm
+        covered = self.kernel_dim * 2 ** (self.n_scales - 1)  # what the parameterized pieces cover
+        # one length check, not one per piece: a symbolic L (torch.compile, export) stays symbolic
+        pieces = self._pieces(covered if L <= covered else L)
+        return prefix(pieces, L) / self.kernel_norm
 
     def extra_repr(self) -> str:
         return (

@@ -120,7 +120,8 @@ def vmap_by_loop(op: Callable) -> Callable:
     ops whose inputs cannot be folded into a batch dim (shared trainable blocks, say)."""
 
     def rule(info, in_dims, *args):
-        outs = [op(*(a.select(d, i) if d is not None else a for a, d in zip(args, in_dims)))
+        outs = [op(*(a.select(d, i) if isinstance(a, Tensor) and d is not None else a
+                     for a, d in zip(args, in_dims)))
                 for i in range(info.batch_size)]
         if isinstance(outs[0], tuple):
             return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])

@@ -86,19 +86,35 @@ def test_beyond_l_max_extends_with_the_last_scale():
     torch.testing.assert_close(k[..., 32:40], last.repeat_interleave(8, dim=-1)[..., :8] * decay**4)
 
 
-def test_normalization_uses_first_call_and_is_independent_of_its_length():
+def test_normalization_at_construction_is_independent_of_the_length():
     torch.manual_seed(0)
     a = SGConvKernel(3, 200, kernel_dim=8, channels=2)
     b = SGConvKernel(3, 200, kernel_dim=8, channels=2)
     b.load_state_dict(a.state_dict())
-    assert not a.norm_ready and not b.norm_ready
+    assert a.norm_ready and b.norm_ready  # taken at construction, before any call
+    norm = a.kernel_norm.clone()
     a(5)
     b(3000)
-    assert a.norm_ready and b.norm_ready
+    torch.testing.assert_close(a.kernel_norm, norm)
     torch.testing.assert_close(a.kernel_norm, b.kernel_norm)
     native = a(8 * 2 ** (a.n_scales - 1))
     torch.testing.assert_close(native.norm(dim=-1), torch.ones(2, 3))
     assert not a.kernel_norm.requires_grad
+
+
+def test_reset_norm_and_an_old_never_run_state_dict():
+    gen = SGConvKernel(2, 64, kernel_dim=8)
+    with torch.no_grad():
+        for p in gen.scales:
+            p.mul_(3.0)
+    gen.reset_norm()
+    torch.testing.assert_close(gen(64).norm(dim=-1), torch.ones(1, 2))
+    state = gen.state_dict()
+    state["norm_ready"] = torch.tensor(False)  # saved by an earlier version before its first call
+    state["kernel_norm"] = torch.ones_like(state["kernel_norm"])
+    fresh = SGConvKernel(2, 64, kernel_dim=8)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh(64), gen(64))
 
 
 def test_normalization_is_frozen_after_first_call():
