@@ -13,8 +13,40 @@ NORMS = ("layer", "batch", "none")
 POOLS = ("mean", "max", "last", "none")
 
 
+def _keep_valid(x: Tensor, mask: Tensor | None) -> Tensor:
+    """``x (B, L, ...)`` with the padded positions (``mask (B, L)`` False) set to 0 by a select, so that
+    NaN or Inf there cannot leak (a multiply by the mask would turn them into NaN)."""
+    return x if mask is None else torch.where(mask.unsqueeze(-1), x, 0.0)
+
+
+def _masked_batch_norm(bn: nn.BatchNorm1d, x: Tensor, mask: Tensor) -> Tensor:
+    """Train-mode ``bn`` over ``x (B, L, H)`` with statistics from the valid positions of ``mask (B, L)``.
+
+    Same result and running-statistics update as ``bn`` on the valid positions alone; the padded
+    positions are normalized with those statistics (their values are finite and never read).
+    """
+    valid = mask.unsqueeze(-1)
+    xv = torch.where(valid, x.float(), 0.0)  # before any arithmetic: NaN in padding reaches no gradient
+    count = valid.sum(dtype=torch.float32)
+    mean = xv.sum((0, 1)) / count
+    var = torch.where(valid, (xv - mean).square(), 0.0).sum((0, 1)) / count
+    if bn.track_running_stats:
+        with torch.no_grad():
+            bn.num_batches_tracked += 1
+            bn.running_mean.lerp_(mean.detach(), bn.momentum)
+            bn.running_var.lerp_(var.detach() * count / (count - 1).clamp_min(1), bn.momentum)
+    y = (xv - mean) * torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        y = y * bn.weight + bn.bias
+    return y.to(x.dtype)
+
+
 class _Norm(nn.Module):
-    """LayerNorm, BatchNorm or identity over the feature dim of ``(B, L, H)``."""
+    """LayerNorm, BatchNorm or identity over the feature dim of ``(B, L, H)``.
+
+    ``forward(x, mask=None)``: with ``mask (B, L)``, a BatchNorm in train mode takes its statistics
+    from the valid positions only; every other norm acts on each position alone, so ignores it.
+    """
 
     def __init__(self, kind: str, d_model: int) -> None:
         super().__init__()
@@ -27,14 +59,22 @@ class _Norm(nn.Module):
         else:
             self.norm = nn.Identity()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if self.kind == "batch":
+            if mask is not None and self.norm.training:
+                return _masked_batch_norm(self.norm, x, mask)
             return self.norm(x.transpose(1, 2)).transpose(1, 2)
         return self.norm(x)
 
 
 class ResidualBlock(nn.Module):
-    """``x + dropout(layer(norm(x)))`` (prenorm) or ``norm(x + dropout(layer(x)))`` (postnorm)."""
+    """``x + dropout(layer(norm(x)))`` (prenorm) or ``norm(x + dropout(layer(x)))`` (postnorm).
+
+    ``forward(x (B, L, H), mask=None)``: with ``mask (B, L)`` (True at valid positions) the layer's
+    input is 0 at the padded positions (a select, after the norm in prenorm), so a bidirectional
+    layer's anti-causal kernel reads nothing from the padding; a train-mode BatchNorm takes its
+    statistics from the valid positions.
+    """
 
     def __init__(self, layer: nn.Module, d_model: int, norm: str, prenorm: bool, dropout: float) -> None:
         super().__init__()
@@ -43,10 +83,10 @@ class ResidualBlock(nn.Module):
         self.prenorm = prenorm
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if self.prenorm:
-            return x + self.dropout(self.layer(self.norm(x)))
-        return self.norm(x + self.dropout(self.layer(x)))
+            return x + self.dropout(self.layer(_keep_valid(self.norm(x, mask), mask)))
+        return self.norm(x + self.dropout(self.layer(_keep_valid(x, mask))), mask)
 
 
 class SequenceModel(nn.Module):
@@ -69,9 +109,12 @@ class SequenceModel(nn.Module):
         dropout: residual dropout, also the layers' dropout unless ``layer_kwargs`` sets it.
         layer_kwargs: keyword arguments of the layer (``l_max`` for SGConv and LongConv, ...).
 
-    ``forward(x, lengths=None)``: ``lengths (B,)`` gives each sequence's valid length (positions
-    past it are padding: they are zeroed after every block and ignored by pooling). Returns
-    ``(B, d_output)`` when pooled, ``(B, L, d_output)`` with ``pool="none"``.
+    ``forward(x, lengths=None)``: ``lengths (B,)`` gives each sequence's valid length. Positions
+    past it are padding and never change the valid outputs, whatever they hold (NaN, Inf, any
+    token id): the input is set to 0 there, so is every layer's input (after the norm), a
+    BatchNorm in train mode takes its statistics from the valid positions only, and pooling reads
+    only the valid positions. All masking is a select (``torch.where``), never a multiply. Returns
+    ``(B, d_output)`` when pooled, ``(B, L, d_output)`` with ``pool="none"`` (0 at padded positions).
 
     Example:
         >>> model = seqlayers.SequenceModel(1, 10, d_model=64, n_layers=4)
@@ -112,7 +155,7 @@ class SequenceModel(nn.Module):
             ResidualBlock(LAYERS[layer](d_model, **layer_kwargs), d_model, norm, prenorm, dropout)
             for _ in range(n_layers)
         )
-        self.final_norm = _Norm(norm, d_model) if prenorm else nn.Identity()
+        self.final_norm = _Norm(norm if prenorm else "none", d_model)
         self.decoder = nn.Linear(d_model, d_output)
 
     def _check_input(self, x: Tensor) -> None:
@@ -141,14 +184,14 @@ class SequenceModel(nn.Module):
         self._check_input(x)
         B, L = x.shape[:2]
         mask = self._valid_mask(lengths, B, L, x.device)
+        if mask is not None:
+            x = torch.where(mask if self.encoder_kind == "embedding" else mask.unsqueeze(-1), x, 0)
         h = self.encoder(x)
         for block in self.blocks:
-            if mask is not None:
-                h = h * mask.unsqueeze(-1)
-            h = block(h)
-        h = self.final_norm(h)
+            h = block(h, mask)
+        h = self.final_norm(h, mask)
         if self.pool == "none":
-            return self.decoder(h)
+            return _keep_valid(self.decoder(h), mask)
         return self.decoder(self._pool(h, mask, lengths))
 
     def _pool(self, h: Tensor, mask: Tensor | None, lengths: Tensor | None) -> Tensor:
@@ -159,7 +202,7 @@ class SequenceModel(nn.Module):
                 return h.amax(1)
             return h[:, -1]
         if self.pool == "mean":
-            return (h * mask.unsqueeze(-1)).sum(1) / lengths.to(h.dtype).unsqueeze(-1)
+            return _keep_valid(h, mask).sum(1) / lengths.to(h.dtype).unsqueeze(-1)
         if self.pool == "max":
             return h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
         return h[torch.arange(h.shape[0], device=h.device), lengths.to(h.device) - 1]

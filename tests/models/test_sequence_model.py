@@ -1,5 +1,7 @@
 """SequenceModel: shapes, padding masks, pooling, encoders, bad input."""
 
+import copy
+
 import pytest
 import torch
 
@@ -18,19 +20,102 @@ def test_pool_none_and_embedding():
     assert model(torch.randint(0, 11, (2, 30))).shape == (2, 30, 5)
 
 
-@pytest.mark.parametrize("pool", ["mean", "max", "last"])
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_does_not_change_the_result(pool, bidirectional):
+LAYER_KWARGS = {
+    "s4d": {"d_state": 8},
+    "s5": {"d_state": 8, "blocks": 2},
+    "sgconv": {"l_max": 32, "kernel_dim": 8},
+    "longconv": {"l_max": 32},
+}
+NORMS = [("layer", True), ("layer", False), ("batch", True), ("batch", False)]
+POOLS = ["mean", "max", "last", "none"]
+
+
+def _model(layer, bidirectional, norm, prenorm, **kwargs):
+    """A small model whose norms map a zero row to a non-zero one (random LayerNorm biases,
+    random BatchNorm running statistics), so that padding a layer can read is visible."""
     model = seqlayers.SequenceModel(
-        2, 3, 8, 2, pool=pool, layer_kwargs={"d_state": 8, "bidirectional": bidirectional}
-    ).eval()
-    x = torch.randn(2, 20, 2)
-    lengths = torch.tensor([20, 12])
-    padded = x.clone()
-    padded[1, 12:] = torch.randn(8, 2) * 100
-    out = model(padded, lengths=lengths)
-    torch.testing.assert_close(out[1], model(x[1:2, :12])[0], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(out[0], model(x[:1])[0], rtol=1e-4, atol=1e-5)
+        3, 4, 8, 2, layer, norm=norm, prenorm=prenorm,
+        layer_kwargs={**LAYER_KWARGS[layer], "bidirectional": bidirectional}, **kwargs,
+    )
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.LayerNorm, torch.nn.BatchNorm1d)):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_()
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def _padded(x, lengths, L, fill):
+    """``x (B, L0, 3)`` cut to ``lengths`` and padded to ``L`` with ``fill(shape)``."""
+    out = fill((x.shape[0], L, x.shape[2]))
+    for b, n in enumerate(lengths.tolist()):
+        out[b, :n] = x[b, :n]
+    return out
+
+
+@pytest.mark.parametrize("norm,prenorm", NORMS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layer", list(LAYER_KWARGS))
+def test_padding_does_not_change_the_valid_outputs(layer, bidirectional, norm, prenorm):
+    model = _model(layer, bidirectional, norm, prenorm).eval()
+    x, lengths = torch.randn(2, 9, 3), torch.tensor([9, 5])
+    padded = _padded(x, lengths, 20, lambda shape: 100 * torch.randn(shape))
+    for pool in POOLS:
+        model.pool = pool
+        out = model(padded, lengths=lengths)
+        for b, n in enumerate(lengths.tolist()):
+            alone = model(x[b : b + 1, :n])[0]
+            got = out[b, :n] if pool == "none" else out[b]
+            torch.testing.assert_close(got, alone, rtol=1e-5, atol=2e-6, msg=f"pool={pool}, sequence {b}")
+
+
+@pytest.mark.parametrize("norm,prenorm", NORMS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_nan_and_inf_in_the_padding_reach_neither_outputs_nor_gradients(bidirectional, norm, prenorm):
+    model = _model("s4d", bidirectional, norm, prenorm).train()  # train: BatchNorm takes batch statistics
+    x, lengths = torch.randn(3, 9, 3), torch.tensor([9, 5, 2])
+    clean = _padded(x, lengths, 12, torch.zeros)
+    dirty = clean.clone()
+    dirty[1, 5:] = float("nan")
+    dirty[2, 2:7], dirty[2, 7:] = float("inf"), float("-inf")
+    for pool in POOLS:
+        model.pool = pool
+        grads = []
+        for inputs in (clean, dirty):
+            model.zero_grad()
+            out = model(inputs, lengths=lengths)
+            out.square().sum().backward()
+            grads.append([p.grad.clone() for p in model.parameters()])
+            assert torch.isfinite(out).all(), pool
+        torch.testing.assert_close(model(dirty, lengths=lengths), model(clean, lengths=lengths))
+        for g_dirty, g_clean in zip(*grads[::-1]):
+            torch.testing.assert_close(g_dirty, g_clean)
+
+
+def test_train_mode_batch_norm_takes_statistics_from_the_valid_positions():
+    model = _model("s4d", True, "batch", True).train()
+    other = copy.deepcopy(model)
+    x = torch.randn(1, 7, 3)
+    padded = _padded(x, torch.tensor([7]), 16, lambda shape: 100 * torch.randn(shape))
+    torch.testing.assert_close(other(padded, lengths=torch.tensor([7])), model(x), rtol=1e-5, atol=2e-6)
+    for a, b in zip(model.buffers(), other.buffers()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # same running statistics
+
+
+def test_pool_none_outputs_zero_at_padded_positions():
+    model = _model("s4d", True, "layer", True, pool="none").eval()
+    out = model(torch.randn(2, 10, 3), lengths=torch.tensor([10, 4]))
+    assert (out[1, 4:] == 0).all() and (out[1, :4] != 0).all()
+
+
+def test_embedding_padding_may_hold_any_token_id():
+    model = seqlayers.SequenceModel(11, 5, 8, 1, encoder="embedding", layer_kwargs={"d_state": 8}).eval()
+    tokens = torch.randint(0, 11, (1, 6))
+    padded = torch.cat([tokens, torch.full((1, 4), -1)], 1)  # -1: not a valid id
+    torch.testing.assert_close(model(padded, lengths=torch.tensor([6])), model(tokens), rtol=1e-5, atol=2e-6)
 
 
 def test_layer_kwargs_and_dropout_default():
