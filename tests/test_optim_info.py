@@ -21,7 +21,7 @@ def test_param_groups_follow_hints():
 
 def test_param_groups_no_decay_1d_and_partial_hints():
     model = torch.nn.Linear(3, 3)
-    set_optim_hint(model.weight, lr=None, weight_decay=0.0)
+    set_optim_hint(model, "weight", lr=None, weight_decay=0.0)
     groups = param_groups(model, lr=0.1, weight_decay=0.5, no_decay_1d=True)
     assert all(g["weight_decay"] == 0.0 and g["lr"] == 0.1 for g in groups)
     model.bias.requires_grad_(False)
