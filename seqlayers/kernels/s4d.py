@@ -149,8 +149,8 @@ class S4DKernel(KernelGenerator):
         self.A_imag = nn.Parameter(A.imag.float().expand(H, N2).clone())
         self.C = nn.Parameter(torch.view_as_real(C))
         if lr is not None:
-            for p in (self.log_dt, self.log_A_real, self.A_imag):
-                set_optim_hint(p, lr, 0.0)
+            for name in ("log_dt", "log_A_real", "A_imag"):
+                set_optim_hint(self, name, lr, 0.0)
 
     @property
     def A(self) -> Tensor:

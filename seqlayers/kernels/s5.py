@@ -142,8 +142,8 @@ class S5Kernel(KernelGenerator):
         self.log_step = nn.Parameter(log_step)
         self.B = nn.Parameter(torch.view_as_real((Vinv @ B.to(torch.complex128)).to(torch.cfloat)))
         self.C = nn.Parameter(torch.view_as_real(C.to(torch.cfloat)))
-        for p in (self.Lambda_re, self.Lambda_im, self.log_step, self.B):
-            set_optim_hint(p, lr, 0.0)
+        for name in ("Lambda_re", "Lambda_im", "log_step", "B"):
+            set_optim_hint(self, name, lr, 0.0)
 
     @property
     def n_modes(self) -> int:

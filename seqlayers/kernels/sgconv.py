@@ -129,12 +129,12 @@ class SGConvKernel(KernelGenerator):
         self.scales = nn.ParameterList(
             nn.Parameter(make(channels, d_model, kernel_dim)) for _ in range(self.n_scales)
         )
-        for p in self.scales:
-            set_optim_hint(p, lr, None)
+        for i in range(len(self.scales)):
+            set_optim_hint(self, f"scales.{i}", lr, None)
         log_decay = torch.full((channels, d_model, 1), math.log(decay))
         if learn_decay:
             self.log_decay = nn.Parameter(log_decay)
-            set_optim_hint(self.log_decay, lr, 0.0)
+            set_optim_hint(self, "log_decay", lr, 0.0)
         else:
             self.register_buffer("log_decay", log_decay)
         self.register_buffer("kernel_norm", torch.ones(channels, d_model, 1))

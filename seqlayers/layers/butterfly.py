@@ -56,8 +56,8 @@ class LearnedButterfly(nn.Module):
         exact = {"fwd_block1": dft1, "fwd_block2": dft2, "inv_block1": dft1.conj(), "inv_block2": dft2.conj()}
         for name, block in exact.items():
             param = nn.Parameter(torch.view_as_real(block.resolve_conj()).clone())
-            set_optim_hint(param, lr, 0.0)
             setattr(self, name, param)
+            set_optim_hint(self, name, lr, 0.0)
 
     def blocks(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
         """The complex ``((F1, F2), (G1, G2))`` blocks (views of the parameters)."""
