@@ -96,25 +96,6 @@ def batch_first(info, in_dims: Sequence[int | None], tensors: Sequence[Tensor | 
     return out
 
 
-def vjp_backward(fn: Callable, grad: Tensor, inputs: Sequence[Tensor | None],
-                 needs: Sequence[bool]) -> list[Tensor | None]:
-    """Gradients of ``fn(*inputs)`` by ``torch.func.vjp`` (a recomputation): the backward of the
-    reference backends, which are plain differentiable PyTorch."""
-    present = [i for i, t in enumerate(inputs) if t is not None]
-
-    def call(*tensors):
-        args = list(inputs)
-        for i, t in zip(present, tensors):
-            args[i] = t
-        return fn(*args)
-
-    _, pullback = torch.func.vjp(call, *(inputs[i] for i in present))
-    grads = [None] * len(inputs)
-    for i, g in zip(present, pullback(grad)):
-        grads[i] = g if needs[i] else None
-    return grads
-
-
 def vmap_by_loop(op: Callable) -> Callable:
     """A vmap rule that runs ``op`` once per entry of the vmapped dim and stacks the results: for
     ops whose inputs cannot be folded into a batch dim (shared trainable blocks, say)."""

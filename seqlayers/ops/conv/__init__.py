@@ -80,7 +80,7 @@ def _(u, k, D, backend):
 def _long_conv_backward(grad: Tensor, u: Tensor, k: Tensor, D: Tensor | None, backend: str,
                         needs: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
     if u.shape[0] == 0:
-        grads = (grad, torch.zeros_like(k), None if D is None else torch.zeros_like(D))
+        grads = (torch.zeros_like(u), torch.zeros_like(k), None if D is None else torch.zeros_like(D))
     else:
         chosen, plan = resolve("long_conv", backend, u, k, D)
         grads = chosen.module.backward(plan, grad, u, k, D, needs)

@@ -148,26 +148,83 @@ def monarch_long_conv(
     return MonarchFunction.apply(u, k, D, f1, f2, g1, g2)
 
 
+def _dtypes(u: Tensor) -> tuple[torch.dtype, torch.dtype]:
+    real = torch.promote_types(u.dtype, torch.float32)
+    return real, torch.complex128 if real == torch.float64 else torch.complex64
+
+
+def _tiles(x: Tensor, n1: int, n2: int, real: torch.dtype, cplx: torch.dtype) -> Tensor:
+    """``x (..., <= N)`` zero-padded to ``N = n1 * n2`` and held as complex ``(..., n1, n2)`` tiles."""
+    x = torch.nn.functional.pad(x.to(real), (0, n1 * n2 - x.shape[-1]))
+    return x.reshape(*x.shape[:-1], n1, n2).to(cplx)
+
+
 def _monarch_reference(u: Tensor, k: Tensor, D: Tensor | None, f1: Tensor, f2: Tensor, g1: Tensor,
                        g2: Tensor) -> Tensor:
     """The computation of :func:`monarch_long_conv` on checked arguments, in plain PyTorch."""
     n1, n2 = f1.shape[0], f2.shape[0]
     n, L = n1 * n2, u.shape[-1]
-    real = torch.promote_types(u.dtype, torch.float32)
-    cplx = torch.complex128 if real == torch.float64 else torch.complex64
+    real, cplx = _dtypes(u)
     f1, f2, g1, g2 = (b.to(cplx) for b in (f1, f2, g1, g2))
     twiddles = _twiddles(n1, n2, cplx, u.device)
-
-    def tiles(x: Tensor) -> Tensor:
-        x = torch.nn.functional.pad(x.to(real), (0, n - x.shape[-1]))
-        return x.reshape(*x.shape[:-1], n1, n2).to(cplx)
-
-    spectrum = _transform(tiles(u), f1, f2, twiddles) * _transform(tiles(k), f1, f2, twiddles)
-    y = (g1 @ (spectrum @ g2 * twiddles.conj())).real / n
+    spectrum = (_transform(_tiles(u, n1, n2, real, cplx), f1, f2, twiddles)
+                * _transform(_tiles(k, n1, n2, real, cplx), f1, f2, twiddles))
+    y = (g1 @ (spectrum @ g2 * twiddles.conj_physical())).real / n
     y = y.reshape(*u.shape[:-1], n)[..., :L]
     if D is not None:
         y = y + D.to(real).unsqueeze(-1) * u.to(real)
     return y.to(u.dtype)
+
+
+def _sum_to(x: Tensor, shape: torch.Size) -> Tensor:
+    """``x`` summed over its leading dims down to ``shape`` (the gradient of a broadcast)."""
+    return x.reshape(-1, *shape).sum(0) if x.shape != shape else x
+
+
+def _matmul_grads(grad: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of ``a @ b`` (PyTorch's complex convention), each summed to its operand's shape."""
+    return (_sum_to(grad @ b.mH, a.shape), _sum_to(a.mH @ grad, b.shape))
+
+
+def _monarch_grads(grad: Tensor, u: Tensor, k: Tensor, D: Tensor | None, f1: Tensor, f2: Tensor, g1: Tensor,
+                   g2: Tensor) -> list[Tensor | None]:
+    """Gradients of :func:`_monarch_reference` wrt ``(u, k, D, f1, f2, g1, g2)``, written out.
+
+    Forward: ``S_x = (F1 @ X * T) @ F2``, ``P = S_u * S_k``, ``Z = G1 @ ((P @ G2) * conj(T))``,
+    ``y = Re(Z) / N`` cropped, plus ``D u``. Backward, for a complex product ``a @ b`` with
+    upstream ``g``: ``g @ b^H`` and ``a^H @ g``; for ``a * b``: ``g * conj(b)``.
+    """
+    n1, n2 = f1.shape[0], f2.shape[0]
+    n, L, Lk = n1 * n2, u.shape[-1], k.shape[-1]
+    real, cplx = _dtypes(u)
+    blocks = [b.to(cplx) for b in (f1, f2, g1, g2)]
+    f1c, f2c, g1c, g2c = blocks
+    tw = _twiddles(n1, n2, cplx, u.device)
+    x_u, x_k = _tiles(u, n1, n2, real, cplx), _tiles(k, n1, n2, real, cplx)
+    v_u, v_k = f1c @ x_u, f1c @ x_k
+    w_u, w_k = v_u * tw, v_k * tw
+    s_u, s_k = w_u @ f2c, w_k @ f2c
+    spectrum = s_u * s_k
+    r = spectrum @ g2c
+    q = r * tw.conj_physical()
+    g_z = _tiles(grad.to(real) / n, n1, n2, real, cplx)  # Re() passes a real gradient through
+    grad_g1, grad_q = _matmul_grads(g_z, g1c, q)
+    grad_p, grad_g2 = _matmul_grads(grad_q * tw, spectrum, g2c)
+    grads_f1, grads_f2, grads_x = [], [], []
+    for s_x, w_x, v_x, x, other in ((s_u, w_u, v_u, x_u, s_k), (s_k, w_k, v_k, x_k, s_u)):
+        grad_s = _sum_to(grad_p * other.conj_physical(), s_x.shape)
+        grad_w, grad_f2 = _matmul_grads(grad_s, w_x, f2c)
+        grad_f1, grad_x = _matmul_grads(grad_w * tw.conj_physical(), f1c, x)
+        grads_f1.append(grad_f1)
+        grads_f2.append(grad_f2)
+        grads_x.append(grad_x.real.reshape(*grad_x.shape[:-2], n))
+    grad_u = grads_x[0][..., :L]
+    grad_d = None
+    if D is not None:
+        grad_u = grad_u + D.to(real).unsqueeze(-1) * grad.to(real)
+        grad_d = torch.einsum("bhl,bhl->h", u.to(real), grad.to(real))
+    block_grads = [grads_f1[0] + grads_f1[1], grads_f2[0] + grads_f2[1], grad_g1, grad_g2]
+    return [grad_u, grads_x[1][..., :Lk], grad_d, *block_grads]
 
 
 @torch.library.custom_op("seqlayers::monarch_long_conv", mutates_args=())
@@ -187,7 +244,7 @@ def _monarch_backward(grad: Tensor, u: Tensor, k: Tensor, D: Tensor | None, f1: 
                       g1: Tensor, g2: Tensor, needs: list[bool]) -> tuple[Tensor, Tensor, Tensor, Tensor,
                                                                       Tensor, Tensor, Tensor]:
     inputs = (u, k, D, f1, f2, g1, g2)
-    return autograd.finish_grads(autograd.vjp_backward(_monarch_reference, grad, inputs, needs), inputs, needs, u)
+    return autograd.finish_grads(_monarch_grads(grad, *inputs), inputs, needs, u)
 
 
 @_monarch_backward.register_fake

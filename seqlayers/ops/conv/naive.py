@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..autograd import vjp_backward
 from .call import ConvCall
 
 
@@ -45,4 +44,19 @@ def forward(plan: None, u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
 
 
 def backward(plan: None, grad: Tensor, u: Tensor, k: Tensor, D: Tensor | None, needs: list[bool]):
-    return vjp_backward(naive_long_conv, grad, (u, k, D), needs)
+    """The gradients written out directly: ``du[s] = sum_j k[j] dy[s + j] + D dy[s]`` (a
+    correlation), ``dk[j] = sum_{b, t} dy[t] u[t - j]``, ``dD = sum_{b, t} u dy``."""
+    dtype = torch.promote_types(u.dtype, torch.float32)
+    H, Lk = k.shape
+    g, x = grad.to(dtype), u.to(dtype)
+    du = dk = dD = None
+    if needs[0]:
+        du = F.conv1d(F.pad(g, (0, Lk - 1)), k.to(dtype).unsqueeze(1), groups=H)
+        if D is not None:
+            du = du + D.to(dtype).unsqueeze(-1) * g
+    if needs[1]:
+        windows = F.pad(x, (Lk - 1, 0)).unfold(-1, Lk, 1)  # [b, h, t, i] = u[t - (Lk - 1 - i)]
+        dk = torch.einsum("bht,bhti->hi", g, windows).flip(-1)
+    if needs[2]:
+        dD = torch.einsum("bht,bht->h", x, g)
+    return du, dk, dD

@@ -77,7 +77,7 @@ def _(a, b, h0, backend):
 def _linear_scan_backward(grad: Tensor, a: Tensor, b: Tensor, h0: Tensor | None, h: Tensor, backend: str,
                           needs: list[bool]) -> tuple[Tensor, Tensor, Tensor]:
     if a.shape[0] == 0:
-        grads = (grad, grad, None if h0 is None else h0.new_empty(h0.shape))
+        grads = (torch.zeros_like(a), torch.zeros_like(b), None if h0 is None else torch.zeros_like(h0))
     else:
         chosen, plan = resolve("linear_scan", backend, a, b, h0)
         grads = chosen.module.backward(plan, grad, a, b, h0, h, needs)

@@ -14,10 +14,8 @@ Work is O(B L P) in about ``2 sqrt(L)`` PyTorch calls instead of ``L``. A log-de
 (Hillis-Steele) scan inside the chunks would cost O(log T) passes over memory; on the CPU, which
 is memory-bound here, the wide sequential steps are faster.
 
-Backward: with upstream gradient ``G`` (PyTorch's complex convention, ``dL/dRe + i dL/dIm``),
-the adjoint ``lam_t = G_t + conj(a_{t+1}) * lam_{t+1}`` is the same scan run in reverse (the
-blocked scan runs either way, so nothing is flipped), and ``grad_b = lam``,
-``grad_a_t = lam_t * conj(h_{t-1})``, ``grad_h0 = conj(a_0) * lam_0``.
+Backward: the adjoint scan of :mod:`.adjoint`, which is the same blocked scan run in reverse
+(it runs either way, so nothing is flipped).
 """
 
 from __future__ import annotations
@@ -26,6 +24,8 @@ import math
 
 import torch
 from torch import Tensor
+
+from .adjoint import adjoint, shift
 
 SEQUENTIAL_MAX = 16  # at or below this length, scan position by position
 
@@ -49,14 +49,6 @@ def _local_scan(a: Tensor, b: Tensor, reverse: bool) -> tuple[Tensor, Tensor]:
         torch.mul(a[:, t], decay[:, prev], out=decay[:, t])
         prev = t
     return h, decay
-
-
-def _shift(x: Tensor, reverse: bool, fill: Tensor) -> Tensor:
-    """``x`` moved one step along the scan direction over dim 1, ``fill`` ``(B, 1, P)`` entering.
-
-    Forward: ``out[:, t] = x[:, t - 1]``, ``out[:, 0] = fill``; reverse: ``out[:, t] = x[:, t + 1]``.
-    """
-    return torch.cat([x[:, 1:], fill], dim=1) if reverse else torch.cat([fill, x[:, :-1]], dim=1)
 
 
 def _chunk_size(L: int) -> int:
@@ -91,24 +83,8 @@ def _blocked_scan(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Ten
     last = 0 if reverse else -1  # the last position of each chunk in scan order
     ends = _blocked_scan(decay[:, last].reshape(B, C, P), h[:, last].reshape(B, C, P), h0, reverse)
     first = torch.zeros_like(ends[:, :1]) if h0 is None else h0.unsqueeze(1)
-    h.addcmul_(decay, _shift(ends, reverse, first).reshape(B * C, 1, P))
+    h.addcmul_(decay, shift(ends, reverse, first).reshape(B * C, 1, P))
     return h.reshape(B, C * T, P)[:, :L]
-
-
-def _adjoint(scan, grad_h: Tensor, a: Tensor, h0: Tensor | None, h: Tensor, reverse: bool,
-             needs: list[bool]) -> tuple[Tensor | None, Tensor, Tensor | None]:
-    """``(grad_a, grad_b, grad_h0)`` of a scan in direction ``reverse`` whose states are ``h``: the
-    adjoint ``lam`` is ``scan(decays, grad_h, None, not reverse)`` (differentiable or not)."""
-    zeros = torch.zeros_like(a[:, :1])
-    # lam_t = G_t + conj(a at the next position in scan order) * lam at that position
-    lam = scan(_shift(a.conj_physical(), not reverse, zeros), grad_h, None, not reverse)
-    grad_a = grad_h0 = None
-    if needs[0]:
-        grad_a = lam * _shift(h.conj_physical(), reverse, zeros if h0 is None else h0.conj_physical().unsqueeze(1))
-    if needs[2] and h0 is not None:
-        start = -1 if reverse else 0
-        grad_h0 = a[:, start].conj_physical() * lam[:, start]
-    return grad_a, lam, grad_h0
 
 
 class ChunkedScanFunction(torch.autograd.Function):
@@ -130,7 +106,7 @@ class ChunkedScanFunction(torch.autograd.Function):
     def backward(ctx, grad_h: Tensor):
         a, h0, h = ctx.saved_tensors
         needs = list(ctx.needs_input_grad[:3])
-        grad_a, grad_b, grad_h0 = _adjoint(ChunkedScanFunction.apply, grad_h, a, h0, h, ctx.reverse, needs)
+        grad_a, grad_b, grad_h0 = adjoint(ChunkedScanFunction.apply, grad_h, a, h0, h, ctx.reverse, needs)
         return grad_a, grad_b if needs[1] else None, grad_h0, None
 
 
@@ -164,4 +140,4 @@ def forward(plan: None, a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
 
 
 def backward(plan: None, grad: Tensor, a: Tensor, b: Tensor, h0: Tensor | None, h: Tensor, needs: list[bool]):
-    return _adjoint(_blocked_scan, grad, a, h0, h, False, needs)
+    return adjoint(_blocked_scan, grad, a, h0, h, False, needs)

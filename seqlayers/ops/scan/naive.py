@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..autograd import vjp_backward
+from .adjoint import adjoint
 
 
 def naive_linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
@@ -35,6 +35,13 @@ def naive_linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     return torch.stack(states, dim=1)
 
 
+def _sequential(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Tensor:
+    """The recurrence position by position, from the end if ``reverse`` (the adjoint's direction)."""
+    if not reverse:
+        return naive_linear_scan(a, b, h0)
+    return naive_linear_scan(a.flip(1), b.flip(1), h0).flip(1)
+
+
 def plan(call, auto: bool) -> None:
     return None
 
@@ -44,4 +51,4 @@ def forward(plan: None, a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:
 
 
 def backward(plan: None, grad: Tensor, a: Tensor, b: Tensor, h0: Tensor | None, h: Tensor, needs: list[bool]):
-    return vjp_backward(naive_linear_scan, grad, (a, b, h0), needs)
+    return adjoint(_sequential, grad, a, h0, h, False, needs)

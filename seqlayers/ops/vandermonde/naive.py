@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..autograd import vjp_backward
+
+
+def _powers(z: Tensor, L: int) -> Tensor:
+    """``z ** l`` for ``l < L``: ``(M..., N, L)``."""
+    ar = torch.arange(L, device=z.device, dtype=z.real.dtype)
+    return torch.exp(torch.log(z).unsqueeze(-1) * ar)
 
 
 def naive_vandermonde(v: Tensor, z: Tensor, L: int) -> Tensor:
@@ -21,9 +26,7 @@ def naive_vandermonde(v: Tensor, z: Tensor, L: int) -> Tensor:
     Returns:
         real ``(*v.shape[:-1], L)``, float32 (float64 for complex128 inputs).
     """
-    ar = torch.arange(L, device=z.device, dtype=z.real.dtype)
-    powers = torch.exp(torch.log(z).unsqueeze(-1) * ar)  # (M..., N, L)
-    return 2 * torch.einsum("...n,...nl->...l", v, powers).real
+    return 2 * torch.einsum("...n,...nl->...l", v, _powers(z, L)).real
 
 
 def plan(call, auto: bool) -> None:
@@ -35,4 +38,15 @@ def forward(plan: None, v: Tensor, z: Tensor, L: int) -> Tensor:
 
 
 def backward(plan: None, grad: Tensor, v: Tensor, z: Tensor, L: int, needs: list[bool]):
-    return vjp_backward(lambda v, z: naive_vandermonde(v, z, L), grad, (v, z), needs)
+    """``grad_v = 2 conj(sum_l g[l] z^l)`` and ``grad_z = 2 conj(sum_p v sum_l g[l] l z^l / z)``
+    (PyTorch's complex convention) for ``v (P, M, N)``, ``z (M, N)`` and a real ``grad (P, M, L)``."""
+    powers = _powers(z, L)  # (M, N, L)
+    g = grad.to(z.dtype)
+    grad_v = grad_z = None
+    if needs[0]:
+        grad_v = 2 * torch.einsum("pml,mnl->pmn", g, powers).conj_physical()
+    if needs[1]:
+        steps = torch.arange(L, device=z.device, dtype=z.real.dtype)
+        weighted = torch.einsum("pml,mnl->pmn", g, powers * steps)  # sum_l g l z^l
+        grad_z = 2 * ((v * weighted).sum(0) / z).conj_physical()
+    return grad_v, grad_z
