@@ -161,7 +161,7 @@ class ConvLayer(nn.Module):
         if self.bidirectional:
             # The anti-causal half runs on the reversed sequence. Its kernel is delayed by one step
             # so that it sees only the strict future: y[t] += sum_{m >= 1} k_bwd[m - 1] u[t + m].
-            k_fwd, k_bwd = k[:C], F.pad(k[C:, :, : L - 1], (1, 0))
+            k_fwd, k_bwd = k[:C], F.pad(k[C:], (1, 0))[..., :L]
             k = torch.cat([k_fwd, k_bwd])
             u_in = torch.cat([u_in, u_in.flip(-1)], dim=1)
             if D is not None:

@@ -175,7 +175,10 @@ class SequenceModel(nn.Module):
         if not isinstance(lengths, Tensor) or tuple(lengths.shape) != (B,) or lengths.is_floating_point():
             got = f"{tuple(lengths.shape)} {lengths.dtype}" if isinstance(lengths, Tensor) else type(lengths).__name__
             raise ValueError(f"lengths must be an integer tensor of shape (B,) = ({B},), got {got}")
-        if bool((lengths < 1).any()) or bool((lengths > L).any()):
+        in_range = ((lengths >= 1) & (lengths <= L)).all()
+        if torch.compiler.is_compiling():  # no data-dependent branch in a graph: checked as it runs
+            torch._assert_async(in_range, "SequenceModel: lengths must lie in [1, L]")
+        elif not bool(in_range):
             raise ValueError(f"lengths must lie in [1, L = {L}], got min {int(lengths.min())}, max {int(lengths.max())}")
         return torch.arange(L, device=device) < lengths.to(device).unsqueeze(1)  # (B, L)
 
