@@ -23,7 +23,7 @@ from ..errors import Unsupported
 from .fourier import real_planes, roots_of_unity
 
 __all__ = ["interpreting", "is_available", "check_call", "target_programs", "split_work", "roots",
-           "cmul", "second_row_mask", "triton", "tl"]
+           "cmul", "cmul_add", "second_row_mask", "pair_rows", "load_pair", "load_pairs_and_dot", "store_pair", "store_pair_plus_skip", "triton", "tl"]
 
 
 def interpreting() -> bool:
@@ -89,6 +89,61 @@ def cmul(ar, ai, br, bi, CONJ_B: tl.constexpr):
 
 
 @triton.jit
+def cmul_add(acc_r, acc_i, ar, ai, br, bi, CONJ_B: tl.constexpr):
+    """``acc + a * b`` (``acc + a * conj(b)`` with ``CONJ_B``) on split complex tiles."""
+    pr, pi = cmul(ar, ai, br, bi, CONJ_B)
+    return acc_r + pr, acc_i + pi
+
+
+@triton.jit
 def second_row_mask(mask, pair, B):
     """``mask`` for row ``2 * pair + 1`` of a batch of ``B`` packed in pairs: off past the batch."""
     return tl.where(2 * pair + 1 < B, mask, False)
+
+
+@triton.jit
+def pair_rows(pair, h, H, L, time, mask_r, B):
+    """Offsets of feature ``h``, positions ``time``, in row ``2 * pair`` of a ``(B, H, L)``
+    tensor (row ``2 * pair + 1`` is ``H * L`` further), and the second row's mask."""
+    offs = (2 * pair * H + h.to(tl.int64)) * L + time
+    return offs, second_row_mask(mask_r, pair, B)
+
+
+@triton.jit
+def load_pair(ptr, offs, row_stride, mask_r, mask_i):
+    """Rows ``2p`` and ``2p + 1`` (``row_stride`` elements apart) at ``offs``, as the real and
+    imaginary parts of one complex row, in float32 (zero where masked)."""
+    re = tl.load(ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
+    im = tl.load(ptr + offs + row_stride, mask=mask_i, other=0.0).to(tl.float32)
+    return re, im
+
+
+@triton.jit
+def load_pairs_and_dot(a_ptr, b_ptr, offs, row_stride, mask_r, mask_i, dot, HAS_DOT: tl.constexpr):
+    """:func:`load_pair` of ``a`` and of ``b`` at the same ``offs``; with ``HAS_DOT``, ``dot``
+    plus the sum of ``a * b`` over both rows (the skip term's gradient), else ``dot``."""
+    ar, ai = load_pair(a_ptr, offs, row_stride, mask_r, mask_i)
+    br, bi = load_pair(b_ptr, offs, row_stride, mask_r, mask_i)
+    if HAS_DOT:
+        dot += tl.sum(tl.sum(ar * br + ai * bi, axis=1), axis=0)
+    return ar, ai, br, bi, dot
+
+
+@triton.jit
+def store_pair(ptr, offs, row_stride, re, im, mask_r, mask_i):
+    """The inverse of :func:`load_pair`: ``re`` to row ``2p``, ``im`` to row ``2p + 1``."""
+    tl.store(ptr + offs, re, mask=mask_r)
+    tl.store(ptr + offs + row_stride, im, mask=mask_i)
+
+
+@triton.jit
+def store_pair_plus_skip(out_ptr, skip_ptr, d_ptr, h, offs, row_stride, re, im, mask_r, mask_i,
+                         HAS_D: tl.constexpr):
+    """:func:`store_pair` of ``(re, im) + D[h] * skip`` (without ``HAS_D``, of ``(re, im)``). The
+    skip rows are loaded again here (from cache) rather than kept live through the transforms."""
+    if HAS_D:
+        d = tl.load(d_ptr + h).to(tl.float32)
+        skip_r, skip_i = load_pair(skip_ptr, offs, row_stride, mask_r, mask_i)
+        re += d * skip_r
+        im += d * skip_i
+    store_pair(out_ptr, offs, row_stride, re, im, mask_r, mask_i)

@@ -93,8 +93,10 @@ from torch import Tensor
 
 from ...errors import Unsupported
 from ..fourier import monarch_factors
-from ..triton_utils import (check_call, cmul, interpreting, is_available, roots, second_row_mask,
-                            split_work, tl, triton)
+from ..triton_utils import (check_call, cmul, interpreting, is_available, load_pair,
+                            cmul_add, load_pairs_and_dot, pair_rows, roots,
+                            second_row_mask, split_work,
+                            store_pair_plus_skip, tl, triton)
 from .call import ConvCall
 
 __all__ = ["is_available", "plan", "forward", "backward", "ButterflyPlan", "one_pass_limit", "max_size",
@@ -271,6 +273,28 @@ def _load_table(ptr, ROWS: tl.constexpr, COLS: tl.constexpr):
 
 
 @triton.jit
+def _times_table(xr, xi, f_ptr, ROWS: tl.constexpr, COLS: tl.constexpr, RIGHT: tl.constexpr,
+                 CONJ: tl.constexpr, PRECISION: tl.constexpr):
+    """``F @ x`` (or ``x @ F`` with ``RIGHT``) for the ``(ROWS, COLS)`` DFT table at ``f_ptr``,
+    conjugated with ``CONJ``; the table is loaded here so it is not live across a caller's loop."""
+    fr, fi = _load_table(f_ptr, ROWS, COLS)
+    # if/else, not an early return: the compiler type-checks the code after a constexpr-taken
+    # return too, and F @ x does not typecheck where x @ F is meant (N1 != N2)
+    if RIGHT:
+        yr, yi = _cmatmul(xr, xi, fr, fi, False, CONJ, PRECISION)
+    else:
+        yr, yi = _cmatmul(fr, fi, xr, xi, CONJ, False, PRECISION)
+    return yr, yi
+
+
+@triton.jit
+def _twiddle(xr, xi, tw_ptr, N1: tl.constexpr, N2: tl.constexpr, CONJ: tl.constexpr):
+    """``x * T`` (or ``x * conj(T)``) for the ``(N1, N2)`` twiddles at ``tw_ptr``."""
+    wr, wi = _load_table(tw_ptr, N1, N2)
+    return cmul(xr, xi, wr, wi, CONJ)
+
+
+@triton.jit
 def _dft(xr, xi, f1_ptr, f2_ptr, tw_ptr, N1: tl.constexpr, N2: tl.constexpr,
          INVERSE: tl.constexpr, PRECISION: tl.constexpr):
     """DFT of size ``N = N1 * N2`` of the ``(N1, N2)`` complex tile ``(xr, xi)``.
@@ -278,24 +302,15 @@ def _dft(xr, xi, f1_ptr, f2_ptr, tw_ptr, N1: tl.constexpr, N2: tl.constexpr,
     Forward: ``X[n1, n2] = x[n1 * N2 + n2]`` in, ``S[k1, k2] = fft(x)[k1 + N1 * k2]`` out, as
     ``(F1 @ X * T) @ F2``. ``INVERSE``: that layout in, time order out, unnormalized (``N``
     times too large), as ``conj(F1) @ ((S @ conj(F2)) * conj(T))``. Tables: ``F1``
-    ``(2, N1, N1)``, ``F2`` ``(2, N2, N2)``, ``T`` ``(2, N1, N2)`` float32 planes. The tables are
-    loaded where they are used so they are not live across the caller's loop.
+    ``(2, N1, N1)``, ``F2`` ``(2, N2, N2)``, ``T`` ``(2, N1, N2)`` float32 planes.
     """
-    if INVERSE:
-        fr, fi = _load_table(f2_ptr, N2, N2)
-        xr, xi = _cmatmul(xr, xi, fr, fi, False, True, PRECISION)
-        wr, wi = _load_table(tw_ptr, N1, N2)
-        xr, xi = cmul(xr, xi, wr, wi, True)
-        fr, fi = _load_table(f1_ptr, N1, N1)
-        xr, xi = _cmatmul(fr, fi, xr, xi, True, False, PRECISION)
-    else:
-        fr, fi = _load_table(f1_ptr, N1, N1)
-        xr, xi = _cmatmul(fr, fi, xr, xi, False, False, PRECISION)
-        wr, wi = _load_table(tw_ptr, N1, N2)
-        xr, xi = cmul(xr, xi, wr, wi, False)
-        fr, fi = _load_table(f2_ptr, N2, N2)
-        xr, xi = _cmatmul(xr, xi, fr, fi, False, False, PRECISION)
-    return xr, xi
+    if INVERSE:  # x = conj(F1) @ ((S @ conj(F2)) * conj(T))
+        xr, xi = _times_table(xr, xi, f2_ptr, N2, N2, True, True, PRECISION)
+        xr, xi = _twiddle(xr, xi, tw_ptr, N1, N2, True)
+        return _times_table(xr, xi, f1_ptr, N1, N1, False, True, PRECISION)
+    xr, xi = _times_table(xr, xi, f1_ptr, N1, N1, False, False, PRECISION)  # S = (F1 @ X * T) @ F2
+    xr, xi = _twiddle(xr, xi, tw_ptr, N1, N2, False)
+    return _times_table(xr, xi, f2_ptr, N2, N2, True, False, PRECISION)
 
 
 @triton.jit
@@ -337,20 +352,13 @@ def _long_conv_fwd_kernel(x_ptr, k_ptr, d_ptr, y_ptr, f1_ptr, f2_ptr, tw_ptr,
     kr = tl.load(k_ptr + h.to(tl.int64) * Lk + time, mask=time < Lk, other=0.0).to(tl.float32)
     kr, ki = _spectrum(kr, tl.zeros((N1, N2), tl.float32), f1_ptr, f2_ptr, tw_ptr, N1, N2,
                        N1 * N2, CORRELATE, PRECISION)
-    if HAS_D:
-        d = tl.load(d_ptr + h).to(tl.float32)
     mask_r = time < L
     for p in tl.range(p_start, p_end):
-        offs = (2 * p * H + h.to(tl.int64)) * L + time
-        mask_i = second_row_mask(mask_r, p, B)
-        zr = tl.load(x_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
-        zi = tl.load(x_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
+        offs, mask_i = pair_rows(p, h, H, L, time, mask_r, B)
+        zr, zi = load_pair(x_ptr, offs, H * L, mask_r, mask_i)
         zr, zi = _filter(zr, zi, kr, ki, f1_ptr, f2_ptr, tw_ptr, N1, N2, PRECISION)
-        if HAS_D:  # reload x (cached) rather than keep it live through the transforms
-            zr += d * tl.load(x_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
-            zi += d * tl.load(x_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
-        tl.store(y_ptr + offs, zr, mask=mask_r)
-        tl.store(y_ptr + offs + H * L, zi, mask=mask_i)
+        store_pair_plus_skip(y_ptr, x_ptr, d_ptr, h, offs, H * L, zr, zi, mask_r,
+                             mask_i, HAS_D)
 
 
 @triton.jit
@@ -375,19 +383,11 @@ def _long_conv_dk_kernel(u_ptr, dy_ptr, dk_part_ptr, dd_part_ptr, f1_ptr, f2_ptr
     acc_i = tl.zeros((N1, N2), tl.float32)
     dd = 0.0
     for p in tl.range(p_start, p_end):
-        offs = (2 * p * H + h.to(tl.int64)) * L + time
-        mask_i = second_row_mask(mask_r, p, B)
-        ur = tl.load(u_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
-        ui = tl.load(u_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
-        gr = tl.load(dy_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
-        gi = tl.load(dy_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
-        if HAS_D:
-            dd += tl.sum(tl.sum(ur * gr + ui * gi, axis=1), axis=0)
+        offs, mask_i = pair_rows(p, h, H, L, time, mask_r, B)
+        ur, ui, gr, gi, dd = load_pairs_and_dot(u_ptr, dy_ptr, offs, H * L, mask_r, mask_i, dd, HAS_D)
         ur, ui = _dft(ur, ui, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
         gr, gi = _dft(gr, gi, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
-        cr, ci = cmul(gr, gi, ur, ui, True)
-        acc_r += cr
-        acc_i += ci
+        acc_r, acc_i = cmul_add(acc_r, acc_i, gr, gi, ur, ui, True)
     acc_r, acc_i = _dft(acc_r, acc_i, f1_ptr, f2_ptr, tw_ptr, N1, N2, True, PRECISION)
     dk_offs = (g.to(tl.int64) * H + h) * Lk + time
     tl.store(dk_part_ptr + dk_offs, acc_r * (1.0 / (N1 * N2)), mask=time < Lk)
@@ -414,11 +414,9 @@ def _outer_dft_kernel(x_ptr, s_ptr, dot_ptr, dd_part_ptr, fo_ptr, tw_ptr, B, H, 
     base = (2 * pair.to(tl.int64) * H + h) * L
     mask_r = time < L
     mask_i = second_row_mask(mask_r, pair, B)
-    zr = tl.load(x_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
-    zi = tl.load(x_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+    zr, zi = load_pair(x_ptr + base, time, H * L, mask_r, mask_i)
     if HAS_DOT:
-        vr = tl.load(dot_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
-        vi = tl.load(dot_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+        vr, vi = load_pair(dot_ptr + base, time, H * L, mask_r, mask_i)
         dot = tl.sum(tl.sum(zr * vr + zi * vi, axis=1), axis=0)
         tl.store(dd_part_ptr + tl.program_id(1) * tl.num_programs(0) + pid, dot)
     fr, fi = _load_table(fo_ptr, NO, NO)
@@ -483,9 +481,7 @@ def _inner_grad_kernel(su_ptr, sg_ptr, sk_ptr, sdk_ptr, f1_ptr, f2_ptr, tw_ptr,
         gr, gi = _load_planes(sg_ptr + start, offs, NO * N1 * N2)
         ur, ui = _dft(ur, ui, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
         gr, gi = _dft(gr, gi, f1_ptr, f2_ptr, tw_ptr, N1, N2, False, PRECISION)
-        cr, ci = cmul(gr, gi, ur, ui, True)
-        acc_r += cr
-        acc_i += ci
+        acc_r, acc_i = cmul_add(acc_r, acc_i, gr, gi, ur, ui, True)
         if HAS_DU:
             gr, gi = cmul(gr, gi, kr, ki, False)
             gr, gi = _dft(gr, gi, f1_ptr, f2_ptr, tw_ptr, N1, N2, True, PRECISION)
@@ -520,12 +516,7 @@ def _outer_idft_kernel(s_ptr, out_ptr, skip_ptr, d_ptr, fo_ptr, tw_ptr, B, H, L,
     base = (2 * pair.to(tl.int64) * H + h) * L
     mask_r = time < L
     mask_i = second_row_mask(mask_r, pair, B)
-    if HAS_D:
-        d = tl.load(d_ptr + h).to(tl.float32)
-        zr += d * tl.load(skip_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
-        zi += d * tl.load(skip_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
-    tl.store(out_ptr + base + time, zr, mask=mask_r)
-    tl.store(out_ptr + base + H * L + time, zi, mask=mask_i)
+    store_pair_plus_skip(out_ptr, skip_ptr, d_ptr, h, base + time, H * L, zr, zi, mask_r, mask_i, HAS_D)
 
 
 # ----------------------------------------------------------------------------------------------

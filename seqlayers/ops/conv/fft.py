@@ -42,7 +42,9 @@ from torch import Tensor
 
 from ...errors import Unsupported
 from ..fourier import monarch_factors
-from ..triton_utils import check_call, cmul, is_available, roots, second_row_mask, split_work, tl, triton
+from ..triton_utils import (check_call, cmul, is_available, load_pair, cmul_add, load_pairs_and_dot, pair_rows,
+                            roots, second_row_mask, split_work,
+                            store_pair, store_pair_plus_skip, tl, triton)
 from .call import ConvCall
 
 __all__ = ["is_available", "plan", "forward", "backward", "FFTPlan"]
@@ -111,6 +113,22 @@ def _bit_reverse(index, BITS: tl.constexpr):
 
 
 @triton.jit
+def _kernel_spectrum(k_ptr, cols, Lk, tw_re_ptr, tw_im_ptr, N: tl.constexpr, LOG2N: tl.constexpr):
+    """``fft`` of one kernel row ``k[:Lk]`` zero-padded to ``N``, as a ``(1, N)`` tile."""
+    kr = tl.load(k_ptr + cols, mask=cols < Lk, other=0.0).to(tl.float32)
+    return _fft_rows(kr, tl.zeros((1, N), tl.float32), tw_re_ptr, tw_im_ptr, 1, N, LOG2N, N, False)
+
+
+@triton.jit
+def _times_kernel_inverse(zr, zi, kr, ki, tw_re_ptr, tw_im_ptr, ROWS: tl.constexpr, N: tl.constexpr,
+                          LOG2N: tl.constexpr, CONJ: tl.constexpr):
+    """``ifft(Z * K) / N`` (``conj(K)`` with ``CONJ``) of the ``(ROWS, N)`` spectra ``Z``."""
+    zr, zi = cmul(zr, zi, kr, ki, CONJ)
+    zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, True)
+    return zr * (1.0 / N), zi * (1.0 / N)
+
+
+@triton.jit
 def _long_conv_fwd_kernel(u_ptr, k_ptr, d_ptr, y_ptr, tw_re_ptr, tw_im_ptr,
                           B, H, L, Lk, pairs_per_program,
                           N: tl.constexpr, LOG2N: tl.constexpr, ROWS: tl.constexpr,
@@ -124,29 +142,17 @@ def _long_conv_fwd_kernel(u_ptr, k_ptr, d_ptr, y_ptr, tw_re_ptr, tw_im_ptr,
     p_start = tl.program_id(1) * pairs_per_program
     p_end = tl.minimum(p_start + pairs_per_program, n_pairs)
     cols = tl.arange(0, N)[None, :]
-    kr = tl.load(k_ptr + h.to(tl.int64) * Lk + cols, mask=cols < Lk, other=0.0).to(tl.float32)
-    kr, ki = _fft_rows(kr, tl.zeros((1, N), tl.float32), tw_re_ptr, tw_im_ptr,
-                       1, N, LOG2N, N, False)
-    if HAS_D:
-        d = tl.load(d_ptr + h).to(tl.float32)
+    kr, ki = _kernel_spectrum(k_ptr + h.to(tl.int64) * Lk, cols, Lk, tw_re_ptr, tw_im_ptr, N, LOG2N)
     rows = tl.arange(0, ROWS)[:, None]
     for p0 in tl.range(p_start, p_end, ROWS):
         pair = p0 + rows
         mask_r = (pair < p_end) & (cols < L)
-        mask_i = second_row_mask(mask_r, pair, B)
-        offs = (2 * pair.to(tl.int64) * H + h) * L + cols
-        zr = tl.load(u_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
-        zi = tl.load(u_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
+        offs, mask_i = pair_rows(pair, h, H, L, cols, mask_r, B)
+        zr, zi = load_pair(u_ptr, offs, H * L, mask_r, mask_i)
         zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, False)
-        zr, zi = cmul(zr, zi, kr, ki, False)
-        zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, True)
-        zr = zr * (1.0 / N)
-        zi = zi * (1.0 / N)
-        if HAS_D:  # reload u (cached) rather than keep it live through the FFTs
-            zr += d * tl.load(u_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
-            zi += d * tl.load(u_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
-        tl.store(y_ptr + offs, zr, mask=mask_r)
-        tl.store(y_ptr + offs + H * L, zi, mask=mask_i)
+        zr, zi = _times_kernel_inverse(zr, zi, kr, ki, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, False)
+        store_pair_plus_skip(y_ptr, u_ptr, d_ptr, h, offs, H * L, zr, zi, mask_r,
+                             mask_i, HAS_D)
 
 
 @triton.jit
@@ -165,11 +171,7 @@ def _long_conv_bwd_kernel(u_ptr, k_ptr, d_ptr, dy_ptr, du_ptr, dk_part_ptr, dd_p
     p_start = g * pairs_per_program
     p_end = tl.minimum(p_start + pairs_per_program, n_pairs)
     cols = tl.arange(0, N)[None, :]
-    kr = tl.load(k_ptr + h.to(tl.int64) * Lk + cols, mask=cols < Lk, other=0.0).to(tl.float32)
-    kr, ki = _fft_rows(kr, tl.zeros((1, N), tl.float32), tw_re_ptr, tw_im_ptr,
-                       1, N, LOG2N, N, False)
-    if HAS_D:
-        d = tl.load(d_ptr + h).to(tl.float32)
+    kr, ki = _kernel_spectrum(k_ptr + h.to(tl.int64) * Lk, cols, Lk, tw_re_ptr, tw_im_ptr, N, LOG2N)
     acc_r = tl.zeros((ROWS, N), tl.float32)
     acc_i = tl.zeros((ROWS, N), tl.float32)
     dd = 0.0
@@ -177,28 +179,14 @@ def _long_conv_bwd_kernel(u_ptr, k_ptr, d_ptr, dy_ptr, du_ptr, dk_part_ptr, dd_p
     for p0 in tl.range(p_start, p_end, ROWS):
         pair = p0 + rows
         mask_r = (pair < p_end) & (cols < L)
-        mask_i = second_row_mask(mask_r, pair, B)
-        offs = (2 * pair.to(tl.int64) * H + h) * L + cols
-        zr = tl.load(dy_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
-        zi = tl.load(dy_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
-        xr = tl.load(u_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
-        xi = tl.load(u_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
-        if HAS_D:
-            dd += tl.sum(tl.sum(xr * zr + xi * zi, axis=1), axis=0)
+        offs, mask_i = pair_rows(pair, h, H, L, cols, mask_r, B)
+        zr, zi, xr, xi, dd = load_pairs_and_dot(dy_ptr, u_ptr, offs, H * L, mask_r, mask_i, dd, HAS_D)
         zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, False)
         xr, xi = _fft_rows(xr, xi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, False)
-        xr, xi = cmul(zr, zi, xr, xi, True)
-        acc_r += xr
-        acc_i += xi
-        zr, zi = cmul(zr, zi, kr, ki, True)
-        zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, N, True)
-        zr = zr * (1.0 / N)
-        zi = zi * (1.0 / N)
-        if HAS_D:  # reload dy (cached) rather than keep it live through the FFTs
-            zr += d * tl.load(dy_ptr + offs, mask=mask_r, other=0.0).to(tl.float32)
-            zi += d * tl.load(dy_ptr + offs + H * L, mask=mask_i, other=0.0).to(tl.float32)
-        tl.store(du_ptr + offs, zr, mask=mask_r)
-        tl.store(du_ptr + offs + H * L, zi, mask=mask_i)
+        acc_r, acc_i = cmul_add(acc_r, acc_i, zr, zi, xr, xi, True)
+        zr, zi = _times_kernel_inverse(zr, zi, kr, ki, tw_re_ptr, tw_im_ptr, ROWS, N, LOG2N, True)
+        store_pair_plus_skip(du_ptr, dy_ptr, d_ptr, h, offs, H * L, zr, zi, mask_r,
+                             mask_i, HAS_D)
     acc_r = tl.sum(acc_r, axis=0)[None, :]
     acc_i = tl.sum(acc_i, axis=0)[None, :]
     acc_r, acc_i = _fft_rows(acc_r, acc_i, tw_re_ptr, tw_im_ptr, 1, N, LOG2N, N, True)
@@ -227,14 +215,31 @@ def _long_conv_col_fft_kernel(x_ptr, s_re_ptr, s_im_ptr, tw_re_ptr, tw_im_ptr, B
     mask_r = time < L
     mask_i = second_row_mask(mask_r, pair, B)
     base = (2 * pair.to(tl.int64) * H + h) * L
-    zr = tl.load(x_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
-    zi = tl.load(x_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+    zr, zi = load_pair(x_ptr + base, time, H * L, mask_r, mask_i)
     zr, zi = _fft_rows(zr, zi, tw_re_ptr, tw_im_ptr, T, N1, LOG2N1, N1 * N2, False)
     tw = n2 * _bit_reverse(n1, LOG2N1)  # the slot n1 now holds frequency k1 = bitrev(n1)
     zr, zi = cmul(zr, zi, tl.load(tw_re_ptr + tw), tl.load(tw_im_ptr + tw), False)
     offs = pid.to(tl.int64) * (N1 * N2) + n1 * N2 + n2
     tl.store(s_re_ptr + offs, zr)
     tl.store(s_im_ptr + offs, zi)
+
+
+@triton.jit
+def _row_pass_setup(sk_re_ptr, sk_im_ptr, tw_re_ptr, tw_im_ptr, h, N1: tl.constexpr,
+                    N2: tl.constexpr, LOG2N1: tl.constexpr, LOG2N2: tl.constexpr, T: tl.constexpr):
+    """What both middle passes need for the ``T`` rows of program ``(h, tile)``: the rows'
+    offsets in a ``(N1, N2)`` plane, the kernel's spectrum ``K = fft(Sk[h, rows, :])`` and the
+    inverse twiddles ``conj(w_N^(n2 k1)) / N`` (``k1 = bitrev(row)``)."""
+    row = tl.program_id(1) * T + tl.arange(0, T)[:, None]
+    col = tl.arange(0, N2)[None, :]
+    offs = row * N2 + col
+    k_base = h.to(tl.int64) * (N1 * N2)
+    kr, ki = _fft_rows(tl.load(sk_re_ptr + k_base + offs), tl.load(sk_im_ptr + k_base + offs),
+                       tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
+    tw = _bit_reverse(row, LOG2N1) * col
+    wr = tl.load(tw_re_ptr + tw) * (1.0 / (N1 * N2))
+    wi = tl.load(tw_im_ptr + tw) * (-1.0 / (N1 * N2))
+    return offs, kr, ki, wr, wi
 
 
 @triton.jit
@@ -251,15 +256,8 @@ def _long_conv_row_fwd_kernel(s_re_ptr, s_im_ptr, sk_re_ptr, sk_im_ptr, tw_re_pt
     h = tl.program_id(0)
     p_start = tl.program_id(2) * pairs_per_program
     p_end = tl.minimum(p_start + pairs_per_program, n_pairs)
-    row = tl.program_id(1) * T + tl.arange(0, T)[:, None]
-    col = tl.arange(0, N2)[None, :]
-    offs = row * N2 + col
-    k_base = h.to(tl.int64) * (N1 * N2)
-    kr, ki = _fft_rows(tl.load(sk_re_ptr + k_base + offs), tl.load(sk_im_ptr + k_base + offs),
-                       tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
-    tw = _bit_reverse(row, LOG2N1) * col
-    wr = tl.load(tw_re_ptr + tw) * (1.0 / (N1 * N2))
-    wi = tl.load(tw_im_ptr + tw) * (-1.0 / (N1 * N2))
+    offs, kr, ki, wr, wi = _row_pass_setup(sk_re_ptr, sk_im_ptr, tw_re_ptr, tw_im_ptr, h,
+                                           N1, N2, LOG2N1, LOG2N2, T)
     for p in tl.range(p_start, p_end):
         base = (p * H + h).to(tl.int64) * (N1 * N2)
         zr, zi = _fft_rows(tl.load(s_re_ptr + base + offs), tl.load(s_im_ptr + base + offs),
@@ -283,15 +281,9 @@ def _long_conv_row_bwd_kernel(su_re_ptr, su_im_ptr, sg_re_ptr, sg_im_ptr, sk_re_
     times ``conj(w_N^(n2 k1)) / N``, in place.
     """
     h = tl.program_id(0)
-    row = tl.program_id(1) * T + tl.arange(0, T)[:, None]
-    col = tl.arange(0, N2)[None, :]
-    offs = row * N2 + col
+    offs, kr, ki, wr, wi = _row_pass_setup(sk_re_ptr, sk_im_ptr, tw_re_ptr, tw_im_ptr, h,
+                                           N1, N2, LOG2N1, LOG2N2, T)
     k_base = h.to(tl.int64) * (N1 * N2)
-    kr, ki = _fft_rows(tl.load(sk_re_ptr + k_base + offs), tl.load(sk_im_ptr + k_base + offs),
-                       tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
-    tw = _bit_reverse(row, LOG2N1) * col
-    wr = tl.load(tw_re_ptr + tw) * (1.0 / (N1 * N2))
-    wi = tl.load(tw_im_ptr + tw) * (-1.0 / (N1 * N2))
     acc_r = tl.zeros((T, N2), tl.float32)
     acc_i = tl.zeros((T, N2), tl.float32)
     for p in tl.range(0, n_pairs):
@@ -300,9 +292,7 @@ def _long_conv_row_bwd_kernel(su_re_ptr, su_im_ptr, sg_re_ptr, sg_im_ptr, sk_re_
                            tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
         gr, gi = _fft_rows(tl.load(sg_re_ptr + base + offs), tl.load(sg_im_ptr + base + offs),
                            tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, False)
-        cr, ci = cmul(gr, gi, ur, ui, True)
-        acc_r += cr
-        acc_i += ci
+        acc_r, acc_i = cmul_add(acc_r, acc_i, gr, gi, ur, ui, True)
         gr, gi = cmul(gr, gi, kr, ki, True)
         gr, gi = _fft_rows(gr, gi, tw_re_ptr, tw_im_ptr, T, N2, LOG2N2, N1 * N2, True)
         gr, gi = cmul(gr, gi, wr, wi, False)
@@ -342,17 +332,14 @@ def _long_conv_col_ifft_kernel(s_re_ptr, s_im_ptr, out_ptr, skip_ptr, d_ptr, dot
     base = (2 * pair.to(tl.int64) * H + h) * L
     if HAS_D:
         d = tl.load(d_ptr + h).to(tl.float32)
-        xr = tl.load(skip_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
-        xi = tl.load(skip_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+        xr, xi = load_pair(skip_ptr + base, time, H * L, mask_r, mask_i)
         zr += d * xr
         zi += d * xi
         if HAS_DOT:
-            vr = tl.load(dot_ptr + base + time, mask=mask_r, other=0.0).to(tl.float32)
-            vi = tl.load(dot_ptr + base + H * L + time, mask=mask_i, other=0.0).to(tl.float32)
+            vr, vi = load_pair(dot_ptr + base, time, H * L, mask_r, mask_i)
             dot = tl.sum(tl.sum(xr * vr + xi * vi, axis=1), axis=0)
             tl.store(dd_part_ptr + tile * tl.num_programs(0) + pid, dot)
-    tl.store(out_ptr + base + time, zr, mask=mask_r)
-    tl.store(out_ptr + base + H * L + time, zi, mask=mask_i)
+    store_pair(out_ptr + base, time, H * L, zr, zi, mask_r, mask_i)
 
 
 # ----------------------------------------------------------------------------------------------
