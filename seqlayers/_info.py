@@ -83,7 +83,7 @@ def _policy_state() -> list[str]:
     table_text = f"{table.path} ({len(table.entries)} entries)" if table is not None else "none"
     if policy.autotune_enabled():
         cache = policy.timing_cache()
-        state = (f"on: timing cache {cache.path} ({len(cache.decisions())} decisions for "
+        state = (f"on: timing cache {cache.path} ({len(cache.decisions)} decisions for "
                  f"{policy.versions()})")
     else:
         state = (f"off (${policy.AUTOTUNE_ENV}=1 or seqlayers.ops.set_autotune(True) turns it on; "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import json
 import platform
 import re
 import statistics
@@ -39,7 +40,7 @@ from seqlayers.ops import long_conv, policy  # noqa: E402
 from seqlayers.ops.dispatch import (  # noqa: E402
     BackendUnavailableError,
     registered_backends,
-    select,
+    resolve,
 )
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -112,7 +113,7 @@ def run_case(name, dtype_name, B, H, L, device, args, reference):
     k = (torch.randn(H, L, generator=g) / L**0.5).to(device)
     D = torch.randn(H, generator=g).to(device)
     try:
-        select("long_conv", name, u, k, D)
+        resolve("long_conv", name, u, k, D)
     except BackendUnavailableError as exc:
         print(f"  skip {name} {dtype_name} {B}x{H}x{L}: {exc}", file=sys.stderr)
         return []
@@ -201,7 +202,16 @@ def write_policy(raw: list[dict], device: torch.device, path: Path) -> None:
         totals = {name: sum(v) for name, v in by_backend.items() if len(v) == most}
         decisions[key] = min(totals, key=totals.get)
     pattern = policy.device_name(device)
-    policy.write_table(path, "long_conv", pattern, decisions)
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        table = {}
+    table = table if isinstance(table, dict) else {}
+    kept = [e for e in table.get("entries", []) if isinstance(e, dict) and e.get("device") != pattern]
+    new = [{"device": pattern, "dtype": dtype, "L": L, "width": width, "backend": backend}
+           for (dtype, L, width), backend in sorted(decisions.items())]
+    table.update(format=policy.FORMAT, op="long_conv", entries=kept + new)
+    path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(f"wrote {len(decisions)} 'auto' decisions for {pattern!r} to {path}")
 
 

@@ -1,23 +1,14 @@
 """Backend registry and runtime selection of the ops.
 
 Every op (``long_conv``, ``linear_scan``, ``vandermonde``) has named :class:`Backend` entries.
-A backend's implementation, a module imported on first use, provides ``is_available() -> (ok,
-reason)`` (never builds anything), ``plan(call, auto) -> plan`` (how it runs one call, described
-by the op's call record of shapes, dtypes and device; raises :class:`~seqlayers.errors.Unsupported`
-with the reason when it cannot, and ``auto=True`` asks whether ``"auto"`` may pick it), and
-``forward(plan, *inputs)`` / ``backward(plan, grad, *saved, needs)``, and may provide
-``prepare(plan)`` (build native code once a call is given to it). Backends whose planning costs
-something cache their plans, so a call and its backward are planned once.
-
 The name in force, highest precedence first: the call's ``backend=``, the innermost
-:func:`use_backend` block (a ContextVar: each thread and asyncio task sees its own), the op's
-environment variable, then ``"auto"``: the measured policy's decision (:mod:`.policy`) if that
-backend can run the call, else the available backend of highest priority that can, each one
-skipped logged once with its reason. A backend named but unable to run the call raises
-:class:`~seqlayers.errors.BackendUnavailableError` with the reason and the backends that can;
-:func:`explain` tells what ``"auto"`` picks and why. Resolution runs inside the ops' custom-op
-implementations on real tensors, never while ``torch.compile`` or ``torch.export`` traces: a
-compiled or exported model picks its backends where and when it runs.
+:func:`use_backend` block (a ContextVar: per thread and asyncio task), the op's environment
+variable, then ``"auto"``: the measured policy's pick (:mod:`.policy`) if it can run the call,
+else the available backend of highest priority that can, each one skipped logged once with its
+reason. A named backend that cannot run the call raises :class:`BackendUnavailableError` with the
+reason and the available backends; :func:`explain` tells what ``"auto"`` picks and why. Selection
+runs inside the ops' custom-op implementations on real tensors, never while ``torch.compile`` or
+``torch.export`` traces.
 """
 
 from __future__ import annotations
@@ -29,7 +20,7 @@ import importlib
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from ..errors import BackendUnavailableError, Unsupported
@@ -52,8 +43,11 @@ class Op:
 
 @dataclass(eq=False)
 class Backend:
-    """One implementation of an op: ``impl`` is a module name, imported on first use, or an
-    object with the functions of the module docstring. ``"auto"`` may pick it if ``auto``,
+    """One implementation of an op. ``impl`` is a module name (imported on first use) or an
+    object providing ``is_available() -> (ok, reason)``, ``plan(call, auto) -> plan`` (raises
+    :class:`~seqlayers.errors.Unsupported` with the reason; ``auto=True`` asks whether ``"auto"``
+    may pick it), ``forward(plan, *inputs)``, ``backward(plan, grad, *saved, needs)`` and
+    optionally ``prepare(plan)`` (build native code). ``"auto"`` may pick it if ``auto``,
     trying higher ``priority`` first."""
 
     op: str
@@ -68,7 +62,7 @@ class Backend:
         return importlib.import_module(self.impl) if isinstance(self.impl, str) else self.impl
 
     @functools.cached_property
-    def availability(self) -> tuple[bool, str]:
+    def _availability(self) -> tuple[bool, str]:
         try:
             check = getattr(self.module, "is_available", None)
             return check() if check is not None else (True, "")
@@ -76,26 +70,8 @@ class Backend:
             return False, f"{type(exc).__name__}: {exc}"
 
     def is_available(self) -> tuple[bool, str]:
-        """Whether it can run in this process at all, and why not (evaluated once)."""
-        return self.availability
-
-    def plan(self, call: Any, auto: bool = False) -> Any:
-        """Its plan for ``call``; raises :class:`Unsupported` with the reason."""
-        return self.module.plan(call, auto)
-
-    def prepare(self, plan: Any) -> None:
-        """Make it ready to run ``plan`` (build native code, say); raises :class:`Unsupported`."""
-        prepare = getattr(self.module, "prepare", None)
-        if prepare is not None:
-            prepare(plan)
-
-
-def clear_plans() -> None:
-    """Forget the plans backends cache (``plan.cache_clear``), for tests that change their limits."""
-    for backends in _REGISTRY.values():
-        for backend in backends.values():
-            if "module" in backend.__dict__:  # loaded: nothing to clear otherwise
-                getattr(backend.module.plan, "cache_clear", lambda: None)()
+        """Whether it can run in this process at all, and why not (asked once)."""
+        return self._availability
 
 
 _OPS: dict[str, Op] = {}
@@ -103,6 +79,13 @@ _REGISTRY: dict[str, dict[str, Backend]] = {}
 _OVERRIDES: contextvars.ContextVar[tuple] = contextvars.ContextVar("seqlayers_backends", default=())
 _LOGGED: set[tuple[str, str, str]] = set()
 _MEASURE_LOCK = threading.Lock()
+
+
+def clear_plans() -> None:
+    """Forget the plans backends cache (``plan.cache_clear``), for tests that change their limits."""
+    for backend in (b for backends in _REGISTRY.values() for b in backends.values()):
+        if "module" in backend.__dict__:  # loaded: nothing to clear otherwise
+            getattr(backend.module.plan, "cache_clear", lambda: None)()
 
 
 def define_op(op: Op) -> Op:
@@ -114,29 +97,27 @@ def define_op(op: Op) -> Op:
 
 def register(backend: Backend) -> Backend:
     """Add ``backend`` (replacing one of the same op and name)."""
-    _check_op(backend.op)
     if backend.name == "auto":
         raise ValueError("'auto' is reserved and cannot name a backend")
-    _REGISTRY[backend.op][backend.name] = backend
+    check_name(backend.op)[backend.name] = backend
     return backend
 
 
-def _check_op(op: str) -> dict[str, Backend]:
-    if op not in _REGISTRY:
+def check_name(op: str | None, name: str = "auto", source: str = "") -> dict[str, Backend]:
+    """Raise ValueError unless ``op`` is an op (None: any) and ``name`` is ``"auto"`` or one of its
+    backends; return its backends by name."""
+    if op is not None and op not in _REGISTRY:
         raise ValueError(f"unknown op {op!r}; expected one of {sorted(_REGISTRY)}")
-    return _REGISTRY[op]
-
-
-def check_name(op: str, name: str) -> None:
-    """Raise ValueError unless ``name`` is ``"auto"`` or a backend of ``op``."""
-    backends = _check_op(op)
-    if name != "auto" and name not in backends:
-        raise ValueError(f"unknown backend {name!r} for {op}; expected one of {sorted(backends)} or 'auto'")
+    known = _REGISTRY[op] if op is not None else {n: b for bs in _REGISTRY.values() for n, b in bs.items()}
+    if name != "auto" and name not in known:
+        raise ValueError(f"unknown backend {name!r}{f' for {op}' if op else ''}{source}; "
+                         f"expected one of {sorted(known)} or 'auto'")
+    return known
 
 
 def registered_backends(op: str = "long_conv") -> list[Backend]:
     """All backends of ``op``, available or not, highest priority first."""
-    return sorted(_check_op(op).values(), key=lambda b: -b.priority)
+    return sorted(check_name(op).values(), key=lambda b: -b.priority)
 
 
 def available_backends(op: str = "long_conv") -> list[str]:
@@ -156,21 +137,15 @@ def unavailable_backends(op: str = "long_conv") -> dict[str, str]:
 
 @contextlib.contextmanager
 def use_backend(name: str, op: str | None = None) -> Iterator[None]:
-    """Use backend ``name`` wherever a call inside the block asks for ``"auto"``.
-
-    Args:
-        name: a backend name, or ``"auto"`` to restore automatic selection inside the block.
-        op: restrict the override to one op; by default every op with a backend of that name.
+    """Use backend ``name`` wherever a call inside the block asks for ``"auto"`` (of ``op`` only,
+    if given; else of every op with a backend of that name); ``"auto"`` restores automatic
+    selection inside the block.
 
     Example:
         >>> with seqlayers.ops.use_backend("torch"):
         ...     y = seqlayers.ops.long_conv(torch.randn(1, 2, 8), torch.randn(2, 8))
     """
-    if op is not None:
-        check_name(op, name)
-    elif name != "auto" and not any(name in bs for bs in _REGISTRY.values()):
-        known = sorted({n for bs in _REGISTRY.values() for n in bs})
-        raise ValueError(f"unknown backend {name!r}; expected one of {known} or 'auto'")
+    check_name(op, name)
     token = _OVERRIDES.set(_OVERRIDES.get() + ((op, name),))
     try:
         yield
@@ -181,14 +156,12 @@ def use_backend(name: str, op: str | None = None) -> Iterator[None]:
 def _requested(op: str, name: str) -> tuple[str, str]:
     """The name in force for a call that passed ``name``, and where it came from."""
     if name != "auto":
-        return name, "argument"
-    for ctx_op, ctx_name in reversed(_OVERRIDES.get()):
-        if ctx_op in (None, op) and (ctx_name == "auto" or ctx_name in _REGISTRY[op]):
-            if ctx_name == "auto":
-                break
-            return ctx_name, "use_backend()"
+        return name, " (from argument)"
+    blocks = [n for o, n in _OVERRIDES.get() if o in (None, op) and (n == "auto" or n in _REGISTRY[op])]
+    if blocks and blocks[-1] != "auto":
+        return blocks[-1], " (from use_backend())"
     env = os.environ.get(_OPS[op].env_var, "").strip()
-    return (env, f"${_OPS[op].env_var}") if env and env != "auto" else ("auto", "default")
+    return (env, f" (from ${_OPS[op].env_var})") if env else ("auto", "")
 
 
 def _log_once(op: str, name: str, reason: str) -> None:
@@ -197,76 +170,77 @@ def _log_once(op: str, name: str, reason: str) -> None:
         logger.info("%s: backend %r skipped: %s", op, name, reason)
 
 
-def _auto_plan(backend: Backend | None, call: Any, prepare: bool = False) -> tuple[bool, Any]:
-    """``(True, plan)`` if ``"auto"`` may give ``call`` to ``backend`` (made ready to run it if
-    ``prepare``), else ``(False, reason)``."""
+def _try(backend: Backend | None, call: Any, auto: bool, prepare: bool = True) -> tuple[bool, Any]:
+    """``(True, plan)`` if ``backend`` can run ``call`` (asked by ``"auto"`` if ``auto``; built for
+    it if ``prepare``), else ``(False, reason)``."""
     if backend is None:
         return False, "not a registered backend"
-    if not backend.auto:
+    if auto and not backend.auto:
         return False, "explicit only: 'auto' never picks it"
     ok, reason = backend.is_available()
     if not ok:
         return False, reason
     try:
-        plan = backend.plan(call, auto=True)
-        if prepare:
-            backend.prepare(plan)
+        plan = backend.module.plan(call, auto)
+        if prepare and hasattr(backend.module, "prepare"):
+            backend.module.prepare(plan)
+        return True, plan
     except Unsupported as exc:
         return False, str(exc)
-    return True, plan
 
 
 def resolve(op: str, name: str, *inputs) -> tuple[Backend, Any]:
-    """The backend that runs ``op(*inputs)`` for a caller that passed ``backend=name``, and its plan.
+    """The backend that runs ``op(*inputs)`` for a caller that passed ``backend=name``, and its
+    plan. Raises ValueError if the name in force is not a backend of ``op``, and
+    :class:`BackendUnavailableError` if that backend cannot run the call.
 
-    Raises:
-        ValueError: ``name`` (or the override in force) is not a backend of ``op``.
-        BackendUnavailableError: the backend in force cannot run this call.
+    Example:
+        >>> resolve("long_conv", "torch", torch.randn(1, 2, 8), torch.randn(2, 8), None)[0].name
+        'torch'
     """
-    backends = _check_op(op)
+    check_name(op)
     call = _OPS[op].call(*inputs)
     name, source = _requested(op, name)
     if name == "auto":
         return _auto(op, call, inputs)
-    if name not in backends:
-        raise ValueError(f"unknown backend {name!r} for {op} (from {source}); "
-                         f"expected one of {sorted(backends)} or 'auto'")
-    backend = backends[name]
-    ok, reason = backend.is_available()
-    if ok:
-        try:
-            plan = backend.plan(call)
-            backend.prepare(plan)
-            return backend, plan
-        except Unsupported as exc:
-            reason = str(exc)
-    raise BackendUnavailableError(f"backend {name!r} (from {source}) cannot run {op}: {reason}. "
-                                  f"Available backends: {available_backends(op)}")
-
-
-def select(op: str, name: str, *inputs) -> Backend:
-    """The backend :func:`resolve` picks (without its plan)."""
-    return resolve(op, name, *inputs)[0]
+    backend = check_name(op, name, source)[name]
+    ok, plan = _try(backend, call, auto=False)
+    if not ok:
+        raise BackendUnavailableError(f"backend {name!r}{source} cannot run {op}: {plan}. "
+                                      f"Available backends: {available_backends(op)}")
+    return backend, plan
 
 
 def supports(op: str, name: str, *inputs) -> tuple[bool, str]:
     """Whether backend ``name`` of ``op`` can run ``op(*inputs)`` when asked by name, and why not."""
     try:
-        resolve(op, name, *inputs)
+        return bool(resolve(op, name, *inputs)), ""
     except BackendUnavailableError as exc:
         return False, str(exc)
-    return True, ""
+
+
+def _policy(op: str, call: Any) -> tuple[str | None, str, policy.PolicyKey]:
+    """``(backend name or None, source, key)``: the timing cache's pick (autotune on), else the table's."""
+    key = policy.PolicyKey.of(op, call.device, call.dtype, call.length, call.width)
+    if policy.autotune_enabled():
+        return policy.timing_cache().lookup(key), "timing cache", key
+    table = _OPS[op].table
+    return (table.lookup(key) if table is not None else None), "shipped table", key
 
 
 def _auto(op: str, call: Any, inputs: tuple) -> tuple[Backend, Any]:
-    name, source, key = _decided(op, call, inputs, measure=True)
+    """The policy's pick if it can run the call (timing the candidates first if autotune has no
+    decision yet), else the first backend in priority order that can."""
+    name, source, key = _policy(op, call)
+    if name is None and source == "timing cache" and policy.can_measure(call.device):
+        name = _measure(op, key, call, inputs)
     if name is not None:
-        ok, plan = _auto_plan(_REGISTRY[op].get(name), call, prepare=True)
+        ok, plan = _try(_REGISTRY[op].get(name), call, auto=True)
         if ok:
             return _REGISTRY[op][name], plan
-        _log_once(op, name, f"{plan} (picked by the {source} for {key}; using priority order)")
+        _log_once(op, name, f"{plan} (picked by the {source} for {key.cache_id()}; using priority order)")
     for backend in registered_backends(op):
-        ok, plan = _auto_plan(backend, call, prepare=True)
+        ok, plan = _try(backend, call, auto=True)
         if ok:
             return backend, plan
         if backend.auto:
@@ -274,37 +248,22 @@ def _auto(op: str, call: Any, inputs: tuple) -> tuple[Backend, Any]:
     raise BackendUnavailableError(f"no backend of {op} can run this call")
 
 
-def _decided(op: str, call: Any, inputs: tuple, measure: bool) -> tuple[str | None, str, policy.PolicyKey]:
-    """``(backend name or None, source, key)``: the timing cache (autotune on; timing the call
-    first if ``measure`` and it has no decision) or else the op's shipped table."""
-    key = policy.PolicyKey.of(op, call.device, call.dtype, call.length, call.width)
-    if policy.autotune_enabled():
-        cache = policy.timing_cache()
-        name = cache.lookup(key)
-        if name is None and measure:
-            name = _measure(op, key, call, inputs, cache)
-        return name, "timing cache", key
-    table = _OPS[op].table
-    return (table.lookup(key), "shipped table", key) if table is not None else (None, "", key)
-
-
-def _measure(op: str, key: policy.PolicyKey, call: Any, inputs: tuple, cache: policy.TimingCache) -> str | None:
-    """Time every backend ``"auto"`` may give the call, record and return the fastest; None when
-    fewer than two can run it or timing is not possible now (compiling, graph capture)."""
-    if not policy.can_measure(call.device):
-        return None
+def _measure(op: str, key: policy.PolicyKey, call: Any, inputs: tuple) -> str | None:
+    """Time every backend ``"auto"`` may give the call; record and return the fastest (None if
+    fewer than two can run it)."""
+    cache = policy.timing_cache()
     with _MEASURE_LOCK:
-        name = cache.lookup(key)
-        if name is not None:
+        if (name := cache.lookup(key)) is not None:  # another thread timed it meanwhile
             return name
-        candidates = [(b, plan) for b in registered_backends(op)
-                      for ok, plan in [_auto_plan(b, call, prepare=True)] if ok]
+        checks = [(b, *_try(b, call, auto=True)) for b in registered_backends(op)]
+        candidates = [(b, plan) for b, ok, plan in checks if ok]
         if len(candidates) < 2:
             return None
         times = {}
         for backend, plan in candidates:
             try:
-                times[backend.name] = policy.time_call(lambda: backend.module.forward(plan, *inputs), call.device)
+                run = functools.partial(backend.module.forward, plan, *inputs)
+                times[backend.name] = policy.time_call(run, call.device)
             except Exception as exc:  # a failing backend loses the timing, it must not fail the call
                 _log_once(op, backend.name, f"failed while timing: {type(exc).__name__}: {exc}")
         if not times:
@@ -312,43 +271,46 @@ def _measure(op: str, key: policy.PolicyKey, call: Any, inputs: tuple, cache: po
         winner = min(times, key=times.get)
         cache.record(key, winner, times, list(inputs[0].shape))
     timings = ", ".join(f"{n} {t:.3f} ms" for n, t in sorted(times.items(), key=lambda item: item[1]))
-    logger.info("%s: 'auto' timed %s for %s -> %r (saved in %s)", op, timings, key, winner, cache.path)
+    logger.info("%s: 'auto' timed %s for %s -> %r (saved in %s)", op, timings, key.cache_id(), winner,
+                cache.path)
     return winner
 
 
 @dataclass
 class Decision:
     """What ``"auto"`` picks for a call (``backend``, None if none can) and why: ``source`` is
-    ``"timing cache"``, ``"shipped table"`` or ``"priority"``; ``skipped`` maps the backends it
-    cannot give the call to the reason; ``note`` says why a policy decision was not used, or
-    that the first call will time the candidates."""
+    ``"timing cache"``, ``"shipped table"`` or ``"priority"``; ``skipped``: ``{backend: reason}``
+    for those it cannot give the call; ``note``: why the policy's pick was not used, or that the
+    first call will time the candidates."""
 
     backend: str | None
     source: str
     skipped: dict[str, str]
     key: policy.PolicyKey | None = None
-    note: str = field(default="")
+    note: str = ""
 
 
 def explain(op: str, *inputs) -> Decision:
-    """What ``backend="auto"`` picks for ``op(*inputs)`` now, and why; never times anything.
-    Ignores :func:`use_backend` and the environment variables (they replace ``"auto"``).
+    """What ``backend="auto"`` picks for ``op(*inputs)`` now, and why; never times or builds
+    anything. Ignores :func:`use_backend` and the environment variables (they replace ``"auto"``).
 
     Example:
         >>> d = explain("long_conv", torch.randn(1, 2, 1024), torch.randn(2, 1024), None)
         >>> d.backend, d.source
         ('torch', 'priority')
     """
-    call = _OPS[op].call(*inputs) if op in _OPS else _check_op(op)
-    checks = {b.name: _auto_plan(b, call) for b in registered_backends(op)}
+    check_name(op)
+    call = _OPS[op].call(*inputs)
+    checks = {b.name: _try(b, call, auto=True, prepare=False) for b in registered_backends(op)}
     skipped = {name: reason for name, (ok, reason) in checks.items() if not ok}
     usable = [name for name, (ok, _) in checks.items() if ok]
-    name, source, key = _decided(op, call, inputs, measure=False)
-    if name is not None and name in usable:
+    name, source, key = _policy(op, call)
+    if name in usable:
         return Decision(name, source, skipped, key)
     note = ""
     if name is not None:
-        note = f"the {source} picks {name!r}, which cannot run it: {checks.get(name, (0, 'not registered'))[1]}"
+        reason = checks[name][1] if name in checks else "not a registered backend"
+        note = f"the {source} picks {name!r}, which cannot run it: {reason}"
     elif source == "timing cache" and len(usable) > 1:
         note = f"not timed yet: the first call times {', '.join(usable)}"
     return Decision(usable[0] if usable else None, "priority", skipped, key, note)

@@ -1,18 +1,11 @@
-"""The measured policy behind ``backend="auto"``: an opt-in timing cache and shipped tables.
+"""The measured policy behind ``backend="auto"``: an opt-in timing cache, else a shipped table.
 
-A decision is keyed by :class:`PolicyKey`: op, device name, dtype, and power-of-two buckets of
-the length and of the parallel width of a call. With autotuning on (opt-in:
-``SEQLAYERS_AUTOTUNE=1`` or :func:`set_autotune`) the first ``"auto"`` call of a key times every
-backend that may serve it on that call's tensors (``WARMUP`` runs, then the median of ``REPS``,
-forward only) and keeps the fastest in ``<cache dir>/autotune.json`` for later calls and
-processes; a new torch, Triton or seqlayers version measures again. Otherwise an op's table
-shipped with the package decides (``seqlayers/ops/conv/policy.json`` for ``long_conv``, written
-on a GPU by ``benchmarks/speed/conv.py --write-policy``). Opt-in, because a first call that
-silently runs every backend several times is a surprise most users never asked for.
-
-The cache directory is ``$SEQLAYERS_CACHE_DIR``, else ``$XDG_CACHE_HOME/seqlayers``, else
-``~/.cache/seqlayers``. Writes are atomic; an unreadable or unwritable file warns once and the
-decisions stay in memory: the cache never fails a call.
+Decisions are keyed by :class:`PolicyKey`: op, device name, dtype, and power-of-two buckets of
+the length and the parallel width. With autotune on (opt-in, as timing on a first call surprises:
+``SEQLAYERS_AUTOTUNE=1`` or :func:`set_autotune`) the first ``"auto"`` call of a key times each
+candidate on its tensors and keeps the fastest in ``<cache dir>/autotune.json``, per
+torch/Triton/seqlayers versions. Otherwise the op's shipped table decides
+(``seqlayers/ops/conv/policy.json``, written by ``benchmarks/speed/conv.py --write-policy``).
 """
 
 from __future__ import annotations
@@ -22,7 +15,6 @@ import fnmatch
 import functools
 import importlib.metadata
 import json
-import math
 import os
 import statistics
 import tempfile
@@ -37,10 +29,12 @@ import torch
 
 from .._version import __version__
 
-AUTOTUNE_ENV, CACHE_DIR_ENV, CACHE_FILE = "SEQLAYERS_AUTOTUNE", "SEQLAYERS_CACHE_DIR", "autotune.json"
+AUTOTUNE_ENV, CACHE_DIR_ENV = "SEQLAYERS_AUTOTUNE", "SEQLAYERS_CACHE_DIR"
 FORMAT, WARMUP, REPS = 1, 1, 5
 _now = time.perf_counter  # the clock of the timings; tests replace it
 _autotune: bool | None = None
+_cache: TimingCache | None = None
+_cache_lock = threading.Lock()
 
 
 def set_autotune(enabled: bool | None) -> None:
@@ -65,19 +59,17 @@ def autotune_enabled() -> bool:
 def cache_dir() -> Path:
     """``$SEQLAYERS_CACHE_DIR``, else ``$XDG_CACHE_HOME/seqlayers``, else ``~/.cache/seqlayers``."""
     for var, sub in ((CACHE_DIR_ENV, ""), ("XDG_CACHE_HOME", "seqlayers")):
-        value = os.environ.get(var, "").strip()
-        if value:
+        if value := os.environ.get(var, "").strip():
             return Path(value).expanduser() / sub
     try:
-        home = Path.home()
+        return Path.home() / ".cache" / "seqlayers"
     except RuntimeError:  # no home folder: the cache still must not break a call
-        home = Path(tempfile.gettempdir())
-    return home / ".cache" / "seqlayers"
+        return Path(tempfile.gettempdir()) / ".cache" / "seqlayers"
 
 
 def cache_path() -> Path:
     """The timing cache file, ``cache_dir() / "autotune.json"``."""
-    return cache_dir() / CACHE_FILE
+    return cache_dir() / "autotune.json"
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,15 +88,9 @@ def bucket(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _cuda_name(index: int) -> str:
-    return torch.cuda.get_device_name(index)
-
-
 def device_name(device: torch.device) -> str:
     """The GPU's name on CUDA (``"NVIDIA H100 80GB HBM3"``), else the device type (``"cpu"``)."""
-    if device.type == "cuda":
-        return _cuda_name(device.index if device.index is not None else torch.cuda.current_device())
-    return device.type
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -131,106 +117,73 @@ class PolicyKey:
         """E.g. ``"long_conv|cpu|float32|L1024|W64"``."""
         return f"{self.op}|{self.device}|{self.dtype}|L{self.length}|W{self.width}"
 
-    def __str__(self) -> str:
-        return f"{self.device}, {self.dtype}, L <= {self.length}, width <= {self.width}"
+
+def _read_json(path: Path) -> dict:
+    """The JSON object in ``path`` (``{}`` if there is no file); raises OSError or ValueError."""
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+    return data
 
 
-class _JsonFile:
-    """A JSON object on disk, read leniently (``{}`` when missing), written atomically; warns once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.warned = Path(path), False
-
-    def read(self) -> dict:
-        try:
-            data = json.loads(self.path.read_text())
-        except (FileNotFoundError, NotADirectoryError):
-            return {}
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
-        return data
-
-    def write(self, data: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-    def warn_once(self, message: str) -> None:
-        if not self.warned:
-            self.warned = True
-            warnings.warn(f"seqlayers: {message}", RuntimeWarning, stacklevel=5)
-
-
-class TimingCache(_JsonFile):
-    """Decisions of the one-time timing, in memory and in a JSON file shared by processes.
-
-    The file holds ``{"format": 1, "versions": {<versions()>: {<cache_id>: {"backend": name,
-    "ms": {name: median ms}, "shape": [...]}}}}``; only the running versions' section is read,
-    once. A new decision is merged into a fresh read of the file and written atomically. A corrupt
-    file is ignored (and replaced at the next write), an unwritable one leaves the decisions in
-    memory; both warn once and never raise.
-    """
+class TimingCache:
+    """Decisions of the one-time timing, in memory and in a JSON file shared by processes:
+    ``{"format": 1, "versions": {<versions()>: {<cache_id>: {"backend": name, "ms": {name: ms},
+    "shape": [...]}}}}``. The running versions' section is read once, when made; a new decision
+    is merged into a fresh read of the file, written atomically. A corrupt file is ignored (and
+    replaced at the next write), an unwritable one leaves decisions in memory; each warns once.
+    Writers are serialized by the caller (dispatch times under one lock)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        super().__init__(path if path is not None else cache_path())
-        self._decisions: dict[str, dict] | None = None
-        self._lock = threading.RLock()
+        self.path, self._write_warned = Path(path) if path is not None else cache_path(), False
+        try:
+            section = self._sections().get(versions(), {})
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"seqlayers: ignoring the autotune cache {self.path} ({exc}); decisions are kept "
+                          "in memory and the file is rewritten at the next timing", RuntimeWarning, stacklevel=3)
+            section = {}
+        self.decisions: dict[str, dict] = {k: v for k, v in section.items()
+                                           if isinstance(v, dict) and isinstance(v.get("backend"), str)}
 
-    def _read_all(self) -> dict:
-        data = self.read()
+    def _sections(self) -> dict:
+        """The file's ``versions`` object; raises OSError or ValueError."""
+        data = _read_json(self.path)
         if data and (data.get("format") != FORMAT or not isinstance(data.get("versions"), dict)):
             raise ValueError(f"not a format-{FORMAT} seqlayers autotune cache")
-        return data
-
-    def _loaded(self) -> dict[str, dict]:
-        with self._lock:
-            if self._decisions is None:
-                try:
-                    section = self._read_all().get("versions", {}).get(versions(), {})
-                except (OSError, ValueError) as exc:
-                    self.warn_once(f"ignoring the autotune cache {self.path} ({exc}); decisions are kept "
-                                   "in memory and the file is rewritten at the next timing")
-                    section = {}
-                self._decisions = {k: v for k, v in section.items()
-                                   if isinstance(v, dict) and isinstance(v.get("backend"), str)}
-            return self._decisions
+        return data.get("versions", {})
 
     def lookup(self, key: PolicyKey) -> str | None:
         """The backend stored for ``key`` under the running versions, or None."""
-        record = self._loaded().get(key.cache_id())
-        return record["backend"] if record is not None else None
-
-    def decisions(self) -> dict[str, str]:
-        """``{cache_id: backend}`` of the running versions."""
-        return {cache_id: record["backend"] for cache_id, record in self._loaded().items()}
+        return self.decisions.get(key.cache_id(), {}).get("backend")
 
     def record(self, key: PolicyKey, backend: str, times_ms: dict[str, float], shape: list[int]) -> None:
         """Keep ``backend`` for ``key`` and write it to the file (if it can)."""
         entry = {"backend": backend, "ms": {n: round(t, 6) for n, t in times_ms.items()}, "shape": shape}
-        with self._lock:
-            self._loaded()[key.cache_id()] = entry
-            try:
-                data = self._read_all()
-            except (OSError, ValueError):
-                data = {}
-            data["format"] = FORMAT
-            data.setdefault("versions", {}).setdefault(versions(), {})[key.cache_id()] = entry
-            try:
-                self.write(data)
-            except OSError as exc:
-                self.warn_once(f"cannot write the autotune cache {self.path} ({exc}); decisions are kept "
-                               f"in memory for this process (set ${CACHE_DIR_ENV} to a writable folder)")
-
-
-_cache: TimingCache | None = None
-_cache_lock = threading.Lock()
+        self.decisions[key.cache_id()] = entry
+        try:
+            sections = self._sections()
+        except (OSError, ValueError):
+            sections = {}
+        sections.setdefault(versions(), {})[key.cache_id()] = entry
+        tmp = None
+        try:  # atomically: a temporary file in the same folder, renamed
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps({"format": FORMAT, "versions": sections}, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            if not self._write_warned:
+                self._write_warned = True
+                warnings.warn(f"seqlayers: cannot write the autotune cache {self.path} ({exc}); decisions are "
+                              f"kept in memory (set ${CACHE_DIR_ENV} to a writable folder)", RuntimeWarning,
+                              stacklevel=3)
 
 
 def timing_cache() -> TimingCache:
@@ -242,27 +195,28 @@ def timing_cache() -> TimingCache:
         return _cache
 
 
-class ShippedTable(_JsonFile):
-    """Measured decisions shipped with the package; a missing file means no entries.
-
-    The file holds ``{"format": 1, "op": ..., "entries": [{"device": pattern, "dtype": name,
-    "L": bucket, "width": bucket, "backend": name}, ...]}``, ``pattern`` an ``fnmatch`` pattern
-    of :func:`device_name` (case-insensitive, e.g. ``"NVIDIA H100*"``). An entry applies to a key
-    of matching device and dtype and the same L bucket; the nearest width bucket (in powers of
-    two, the larger on a tie) wins. A malformed file warns once and counts as empty.
-    """
+class ShippedTable:
+    """Decisions measured and shipped with the package: ``{"format": 1, "op": ..., "entries":
+    [{"device": pattern, "dtype": name, "L": bucket, "width": bucket, "backend": name}]}``, where
+    ``pattern`` is a case-insensitive ``fnmatch`` pattern of :func:`device_name`. An entry applies
+    to a key of matching device, dtype and L bucket; the nearest width bucket wins (the larger on a
+    tie). A missing file has no entries; a malformed one warns once and has none."""
 
     FIELDS = {"device": str, "dtype": str, "L": int, "width": int, "backend": str}
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
 
     @functools.cached_property
     def entries(self) -> list[dict]:
         """The valid entries of the file (read once)."""
         try:
-            entries = self.read().get("entries", [])
+            entries = _read_json(self.path).get("entries", [])
             if not isinstance(entries, list):
                 raise ValueError("'entries' is not a list")
         except (OSError, ValueError) as exc:
-            self.warn_once(f"ignoring the backend table {self.path} ({exc})")
+            warnings.warn(f"seqlayers: ignoring the backend table {self.path} ({exc})", RuntimeWarning,
+                          stacklevel=2)
             return []
         return [e for e in entries if isinstance(e, dict)
                 and all(isinstance(e.get(f), t) for f, t in self.FIELDS.items())]
@@ -271,24 +225,8 @@ class ShippedTable(_JsonFile):
         """The backend the table gives for ``key``, or None."""
         matches = [e for e in self.entries if e["dtype"] == key.dtype and e["L"] == key.length
                    and fnmatch.fnmatch(key.device.lower(), e["device"].lower())]
-        if not matches:
-            return None
-        distance = lambda e: (abs(math.log2(max(e["width"], 1)) - math.log2(key.width)), -e["width"])  # noqa: E731
-        return min(matches, key=distance)["backend"]
-
-
-def write_table(path: Path, op: str, device_pattern: str, decisions: dict[tuple[str, int, int], str]) -> None:
-    """Replace the entries of ``device_pattern`` in the table at ``path`` by ``{(dtype, L, width):
-    backend}`` (L and width bucketed here), atomically."""
-    table = _JsonFile(path)
-    try:
-        data = table.read()
-    except (OSError, ValueError):
-        data = {}
-    kept = [e for e in data.get("entries", []) if isinstance(e, dict) and e.get("device") != device_pattern]
-    new = [{"device": device_pattern, "dtype": dtype, "L": bucket(length), "width": bucket(width),
-            "backend": backend} for (dtype, length, width), backend in sorted(decisions.items())]
-    table.write(dict(data, format=FORMAT, op=op, entries=kept + new))
+        distance = lambda e: (abs(e["width"].bit_length() - key.width.bit_length()), -e["width"])  # noqa: E731
+        return min(matches, key=distance)["backend"] if matches else None
 
 
 def can_measure(device: torch.device) -> bool:
@@ -299,17 +237,14 @@ def can_measure(device: torch.device) -> bool:
 
 
 def time_call(fn: Callable[[], object], device: torch.device) -> float:
-    """Median milliseconds of ``fn()`` over ``REPS`` runs after ``WARMUP``, under ``no_grad``,
-    with CUDA synchronized around each run."""
+    """Median milliseconds of ``fn()`` over ``REPS`` runs after ``WARMUP`` (no grad, CUDA synced)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = []
     with torch.no_grad():
-        for _ in range(WARMUP):
-            fn()
-        times = []
-        for _ in range(REPS):
+        for _ in range(WARMUP + REPS):
             sync()
             start = _now()
             fn()
             sync()
             times.append((_now() - start) * 1e3)
-    return statistics.median(times)
+    return statistics.median(times[WARMUP:])

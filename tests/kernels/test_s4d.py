@@ -90,14 +90,14 @@ def test_generator_interface():
 def test_kernel_goes_through_the_vandermonde_op(monkeypatch):
     """The generator calls the vandermonde op with backend "auto" (which never picks the naive one)."""
     from seqlayers.kernels import s4d
-    from seqlayers.ops.dispatch import select
+    from seqlayers.ops.dispatch import resolve
 
     calls = []
     original = s4d.vandermonde
     monkeypatch.setattr(s4d, "vandermonde", lambda *a, **k: calls.append((a, k)) or original(*a, **k))
     S4DKernel(4, 8)(100).sum().backward()
     assert len(calls) == 1 and calls[0][1] == {}
-    assert select("vandermonde", "auto", *calls[0][0]).name in ("torch", "native")
+    assert resolve("vandermonde", "auto", *calls[0][0])[0].name in ("torch", "native")
 
 
 @pytest.mark.parametrize(

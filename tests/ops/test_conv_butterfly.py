@@ -32,7 +32,7 @@ from seqlayers.ops import BackendUnavailableError, long_conv  # noqa: E402
 from seqlayers.ops import dispatch  # noqa: E402
 from seqlayers.ops.conv import butterfly, naive_long_conv  # noqa: E402
 from seqlayers.ops import triton_utils  # noqa: E402
-from seqlayers.ops.dispatch import select  # noqa: E402
+from seqlayers.ops.dispatch import resolve  # noqa: E402
 
 from ..helpers import REL_RMS_TOL, rel_rms  # noqa: E402
 from .conv_checks import check_against_oracle, make_inputs  # noqa: E402
@@ -152,20 +152,20 @@ def test_non_contiguous_inputs():
 def test_registry_explicit_and_auto():
     u, k, D, _ = make_inputs(2, 3, 40, 40)
     u, k, D = u.to(DEVICE), k.to(DEVICE), D.to(DEVICE)
-    assert select("long_conv", "butterfly", u, k, D).name == "butterfly"
+    assert resolve("long_conv", "butterfly", u, k, D)[0].name == "butterfly"
     y = long_conv(u, k, D, backend="butterfly")
     y_ref = naive_long_conv(u.cpu(), k.cpu(), D.cpu())
     assert rel_rms(y.cpu(), y_ref) <= REL_RMS_TOL[torch.float32]
     expected_auto = "torch" if DEVICE == "cpu" else "butterfly"
-    assert select("long_conv", "auto", u, k, D).name == expected_auto
+    assert resolve("long_conv", "auto", u, k, D)[0].name == expected_auto
     outer_u, outer_k = torch.zeros(1, 1, 3000, device=DEVICE), torch.zeros(1, 3000, device=DEVICE)
     expected_outer = "torch" if DEVICE == "cpu" else "butterfly"
-    assert select("long_conv", "auto", outer_u, outer_k, None).name == expected_outer
+    assert resolve("long_conv", "auto", outer_u, outer_k, None)[0].name == expected_outer
     limit = butterfly.one_pass_limit(butterfly._smem_per_block(torch.device(DEVICE)))
     long_u = torch.zeros(1, 1, 64 * limit, device=DEVICE)
     long_k = torch.zeros(1, 64 * limit, device=DEVICE)  # beyond the largest size
     expected_long = "torch" if DEVICE == "cpu" else "fft"
-    assert select("long_conv", "auto", long_u, long_k, None).name == expected_long
+    assert resolve("long_conv", "auto", long_u, long_k, None)[0].name == expected_long
 
 
 def test_unsupported_calls_say_why():

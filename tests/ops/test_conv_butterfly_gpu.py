@@ -24,7 +24,7 @@ conv_checks.require_compiled_gpu()
 
 from seqlayers.ops import long_conv  # noqa: E402
 from seqlayers.ops.conv import butterfly, fft_long_conv, naive_long_conv  # noqa: E402
-from seqlayers.ops.dispatch import select  # noqa: E402
+from seqlayers.ops.dispatch import resolve  # noqa: E402
 
 from ..helpers import rel_rms  # noqa: E402
 from .conv_checks import no_tf32  # noqa: E402,F401
@@ -62,14 +62,14 @@ def test_input_precisions(precision, tol):
 
 def test_auto_prefers_butterfly_within_its_limit_then_fft():
     u, k, D, _ = make_inputs(2, 4, 2048, 2048)
-    assert select("long_conv", "auto", u, k, D).name == "butterfly"
+    assert resolve("long_conv", "auto", u, k, D)[0].name == "butterfly"
     y = long_conv(u, k, D)
     assert rel_rms(y, naive_long_conv(u.double(), k.double(), D.double())) <= 1e-5
     u, k, D, _ = make_inputs(2, 4, 2049, 2049)  # the outer pass
-    assert select("long_conv", "auto", u, k, D).name == "butterfly"
+    assert resolve("long_conv", "auto", u, k, D)[0].name == "butterfly"
     largest = butterfly.max_size(butterfly._smem_per_block(CUDA))
     u, k = torch.zeros(1, 1, largest, device=CUDA), torch.zeros(1, 2, device=CUDA)
-    assert select("long_conv", "auto", u, k, None).name == "fft"
+    assert resolve("long_conv", "auto", u, k, None)[0].name == "fft"
 
 
 def test_one_pass_limit_of_this_device():

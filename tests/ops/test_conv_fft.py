@@ -26,7 +26,7 @@ from seqlayers.ops import BackendUnavailableError, long_conv  # noqa: E402
 from seqlayers.ops.conv import fft, naive_long_conv  # noqa: E402
 from seqlayers.ops import dispatch  # noqa: E402
 from seqlayers.ops import triton_utils  # noqa: E402
-from seqlayers.ops.dispatch import select  # noqa: E402
+from seqlayers.ops.dispatch import resolve  # noqa: E402
 
 from ..helpers import REL_RMS_TOL, rel_rms  # noqa: E402
 from .conv_checks import check_against_oracle, make_inputs  # noqa: E402
@@ -108,12 +108,12 @@ def test_non_contiguous_inputs():
 def test_registry_explicit_and_auto():
     u, k, D, _ = make_inputs(2, 3, 40, 40)
     u, k, D = u.to(DEVICE), k.to(DEVICE), D.to(DEVICE)
-    assert select("long_conv", "fft", u, k, D).name == "fft"
+    assert resolve("long_conv", "fft", u, k, D)[0].name == "fft"
     y = long_conv(u, k, D, backend="fft")
     y_ref = naive_long_conv(u.cpu(), k.cpu(), D.cpu())
     assert rel_rms(y.cpu(), y_ref) <= REL_RMS_TOL[torch.float32]
     expected_auto = "torch" if DEVICE == "cpu" else "fft"
-    assert select("long_conv", "auto", u, k, D).name == expected_auto
+    assert resolve("long_conv", "auto", u, k, D)[0].name == expected_auto
 
 
 def test_unsupported_calls_say_why():

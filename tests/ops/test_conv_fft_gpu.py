@@ -21,7 +21,7 @@ conv_checks.require_compiled_gpu()
 
 from seqlayers.ops import long_conv  # noqa: E402
 from seqlayers.ops.conv import fft, fft_long_conv, naive_long_conv  # noqa: E402
-from seqlayers.ops.dispatch import registered_backends, select  # noqa: E402
+from seqlayers.ops.dispatch import registered_backends, resolve  # noqa: E402
 
 from ..helpers import rel_rms  # noqa: E402
 from .conv_checks import no_tf32  # noqa: E402,F401
@@ -62,6 +62,6 @@ def test_target_accuracy_at_benchmark_shape(L):
 def test_auto_prefers_fft_to_torch_on_cuda():
     u, k, D, _ = make_inputs(2, 4, 100, 100)
     priority = {b.name: b.priority for b in registered_backends("long_conv")}
-    assert priority[select("long_conv", "auto", u, k, D).name] >= priority["fft"]
+    assert priority[resolve("long_conv", "auto", u, k, D)[0].name] >= priority["fft"]
     y = long_conv(u, k, D)
     assert rel_rms(y, naive_long_conv(u.double(), k.double(), D.double())) <= 1e-5

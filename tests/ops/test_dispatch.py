@@ -7,7 +7,7 @@ import torch
 
 from seqlayers.ops import BackendUnavailableError, available_backends, long_conv, use_backend
 from seqlayers.ops import dispatch
-from seqlayers.ops.dispatch import Backend, register, select
+from seqlayers.ops.dispatch import Backend, register, resolve
 
 from .conftest import fake_backend
 
@@ -43,7 +43,7 @@ def test_torch_is_available_everywhere():
 
 def test_auto_skips_unavailable_and_unsupported(fake_backends, caplog):
     with caplog.at_level(logging.INFO, logger="seqlayers.ops"):
-        assert select("long_conv", "auto", *_args()).name == "torch"
+        assert resolve("long_conv", "auto", *_args())[0].name == "torch"
     assert "needs a GPU" in caplog.text and "odd length" in caplog.text
     assert "broken" not in available_backends("long_conv")
     assert "picky" in available_backends("long_conv")
@@ -60,7 +60,7 @@ def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown backend 'nope' for long_conv"):
         long_conv(*_args(), backend="nope")  # refused at the entry, before any work
     with pytest.raises(ValueError, match="unknown backend 'nope' for long_conv"):
-        select("long_conv", "nope", *_args())
+        resolve("long_conv", "nope", *_args())
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         with use_backend("nope"):
             pass
@@ -78,9 +78,9 @@ def test_precedence_argument_context_env(fake_backends, monkeypatch):
         long_conv(*_args(), backend="recorder")  # argument beats context
         assert fake_backends == ["recorder", "recorder"]
         with use_backend("auto"):
-            assert select("long_conv", "auto", *_args()).name == "recorder"  # back to env
+            assert resolve("long_conv", "auto", *_args())[0].name == "recorder"  # back to env
     monkeypatch.setenv("SEQLAYERS_CONV_BACKEND", "auto")
-    assert select("long_conv", "auto", *_args()).name == "torch"
+    assert resolve("long_conv", "auto", *_args())[0].name == "torch"
 
 
 def test_env_unknown_name_is_reported(monkeypatch):
@@ -91,9 +91,9 @@ def test_env_unknown_name_is_reported(monkeypatch):
 
 def test_use_backend_restricted_to_one_op(fake_backends):
     with use_backend("recorder", op="long_conv"):
-        assert select("long_conv", "auto", *_args()).name == "recorder"
+        assert resolve("long_conv", "auto", *_args())[0].name == "recorder"
         z = torch.full((2, 3), 0.5 + 0.1j, dtype=torch.complex64)
-        assert select("vandermonde", "auto", z, z, 4).name != "recorder"
+        assert resolve("vandermonde", "auto", z, z, 4)[0].name != "recorder"
     with pytest.raises(ValueError, match="for vandermonde"):
         with use_backend("recorder", op="vandermonde"):
             pass

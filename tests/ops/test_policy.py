@@ -20,7 +20,7 @@ import torch
 import seqlayers
 from seqlayers import _info
 from seqlayers.ops import dispatch, long_conv, policy, set_autotune, use_backend
-from seqlayers.ops.dispatch import explain, select
+from seqlayers.ops.dispatch import explain, resolve
 from seqlayers.ops.policy import PolicyKey, ShippedTable, TimingCache
 
 from .conftest import fake_backend
@@ -105,7 +105,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 
 def test_autotune_is_opt_in(fakes, isolated, monkeypatch):
     assert not policy.autotune_enabled()
-    assert select("long_conv", "auto", *_args()).name == "slow"  # priority order, nothing timed
+    assert resolve("long_conv", "auto", *_args())[0].name == "slow"  # priority order, nothing timed
     assert not fakes.calls and not isolated.exists()
     monkeypatch.setenv("SEQLAYERS_AUTOTUNE", "1")
     assert policy.autotune_enabled()
@@ -119,7 +119,7 @@ def test_timing_picks_the_fastest_and_writes_the_cache(fakes, isolated, caplog):
     set_autotune(True)
     with caplog.at_level(logging.INFO, logger="seqlayers.ops"):
         y = long_conv(*_args())
-        assert select("long_conv", "auto", *_args()).name == "fast"
+        assert resolve("long_conv", "auto", *_args())[0].name == "fast"
     assert y.shape == (2, 4, 1000)
     assert fakes.calls == {"slow": _timing_calls(), "fast": _timing_calls() + 1}
     assert caplog.text.count("'auto' timed") == 1 and "-> 'fast'" in caplog.text
@@ -146,7 +146,7 @@ def test_real_sleep_picks_the_fast_backend(monkeypatch):
     fakes.add("sleepy", lambda u: time.sleep(0.02) or 0.0, priority=10)
     fakes.add("quick", 0.0, priority=5)
     set_autotune(True)
-    assert select("long_conv", "auto", *_args()).name == "quick"
+    assert resolve("long_conv", "auto", *_args())[0].name == "quick"
 
 
 def test_buckets_separate_decisions(monkeypatch, isolated):
@@ -155,10 +155,10 @@ def test_buckets_separate_decisions(monkeypatch, isolated):
     fakes.add("long", lambda u: SLOW if u.shape[-1] <= 512 else FAST, priority=5)
     fakes.add("wide", lambda u: 0.0 if u.shape[0] * u.shape[1] > 64 else 1.0, priority=0)
     set_autotune(True)
-    assert select("long_conv", "auto", *_args(L=300)).name == "short"
-    assert select("long_conv", "auto", *_args(L=3000)).name == "long"
-    assert select("long_conv", "auto", *_args(L=3000, B=8, H=16)).name == "wide"
-    assert select("long_conv", "auto", *_args(L=300)).name == "short"
+    assert resolve("long_conv", "auto", *_args(L=300))[0].name == "short"
+    assert resolve("long_conv", "auto", *_args(L=3000))[0].name == "long"
+    assert resolve("long_conv", "auto", *_args(L=3000, B=8, H=16))[0].name == "wide"
+    assert resolve("long_conv", "auto", *_args(L=300))[0].name == "short"
     section = json.loads(isolated.read_text())["versions"][policy.versions()]
     assert {k: v["backend"] for k, v in section.items()} == {
         "long_conv|cpu|float32|L512|W8": "short",
@@ -188,7 +188,7 @@ def test_corrupt_cache_is_ignored_and_replaced(fakes, isolated, content):
         assert long_conv(*_args()).shape == (2, 4, 1000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert select("long_conv", "auto", *_args()).name == "fast"
+        assert resolve("long_conv", "auto", *_args())[0].name == "fast"
     assert json.loads(isolated.read_text())["format"] == 1
 
 
@@ -211,10 +211,10 @@ def test_winner_that_refuses_falls_back_with_reason_logged_once(monkeypatch, cap
     fakes.add("fast", FAST, priority=5,
               supports=lambda call: (call.length <= 600, "longer than 600"))
     set_autotune(True)
-    assert select("long_conv", "auto", *_args(L=513)).name == "fast"
+    assert resolve("long_conv", "auto", *_args(L=513))[0].name == "fast"
     with caplog.at_level(logging.INFO, logger="seqlayers.ops"):
-        assert select("long_conv", "auto", *_args(L=1000)).name == "slow"
-        assert select("long_conv", "auto", *_args(L=999)).name == "slow"
+        assert resolve("long_conv", "auto", *_args(L=1000))[0].name == "slow"
+        assert resolve("long_conv", "auto", *_args(L=999))[0].name == "slow"
     assert caplog.text.count("longer than 600") == 1
     assert "picked by the timing cache" in caplog.text
 
@@ -226,13 +226,13 @@ def test_a_backend_failing_while_timed_is_skipped(fakes, caplog):
     fakes.registry["broken"] = fake_backend("long_conv", "broken", broken, priority=20)
     set_autotune(True)
     with caplog.at_level(logging.INFO, logger="seqlayers.ops"):
-        assert select("long_conv", "auto", *_args()).name == "fast"
+        assert resolve("long_conv", "auto", *_args())[0].name == "fast"
     assert "failed while timing: RuntimeError: kernel exploded" in caplog.text
 
 
 def test_one_candidate_is_not_timed(isolated):
     set_autotune(True)  # the real registry: on the CPU only "torch" may be picked by "auto"
-    assert select("long_conv", "auto", *_args()).name == "torch"
+    assert resolve("long_conv", "auto", *_args())[0].name == "torch"
     assert not isolated.exists()
 
 
@@ -254,14 +254,14 @@ def test_shipped_table(fakes, tmp_path, isolated):
         {"device": "cpu", "dtype": "float32", "L": 4096, "width": 8, "backend": "gone"},
         {"device": "cpu", "dtype": "bfloat16"},  # malformed: ignored
     ], tmp_path / "policy.json")
-    assert select("long_conv", "auto", *_args()).name == "fast"  # nearest width, case-insensitive
-    assert select("long_conv", "auto", *_args(L=3000)).name == "slow"  # unknown backend: priority
-    assert select("long_conv", "auto", *_args(L=100)).name == "slow"  # no entry: priority
+    assert resolve("long_conv", "auto", *_args())[0].name == "fast"  # nearest width, case-insensitive
+    assert resolve("long_conv", "auto", *_args(L=3000))[0].name == "slow"  # unknown backend: priority
+    assert resolve("long_conv", "auto", *_args(L=100))[0].name == "slow"  # no entry: priority
     assert not fakes.calls and not isolated.exists()
     set_autotune(True)  # the timing cache comes first
     fakes.add("fast", SLOW, priority=5)  # no longer fast
     fakes.add("fastest", 0.0, priority=0)
-    assert select("long_conv", "auto", *_args()).name == "fastest"
+    assert resolve("long_conv", "auto", *_args())[0].name == "fastest"
 
 
 def test_malformed_table_warns_once(fakes, tmp_path):
@@ -269,10 +269,10 @@ def test_malformed_table_warns_once(fakes, tmp_path):
     fakes.use_table([], path)
     path.write_text("{oops")
     with pytest.warns(RuntimeWarning, match="ignoring the backend table"):
-        assert select("long_conv", "auto", *_args()).name == "slow"
+        assert resolve("long_conv", "auto", *_args())[0].name == "slow"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        select("long_conv", "auto", *_args())
+        resolve("long_conv", "auto", *_args())
 
 
 def test_the_shipped_table_of_long_conv_is_valid():
@@ -343,7 +343,7 @@ def test_every_op_has_a_policy(monkeypatch):
     monkeypatch.setitem(dispatch._REGISTRY, "linear_scan", {"only": noop})
     set_autotune(True)
     args = torch.zeros(1, 3, 2), torch.zeros(1, 3, 2), None
-    assert select("linear_scan", "auto", *args) is noop
+    assert resolve("linear_scan", "auto", *args)[0] is noop
     decision = explain("linear_scan", *args)
     assert (decision.backend, decision.source) == ("only", "priority")
     assert decision.key == PolicyKey("linear_scan", "cpu", "float32", 4, 2)
@@ -361,6 +361,6 @@ def test_scan_auto_decides_by_timing(monkeypatch, isolated):
         dispatch._REGISTRY["linear_scan"][name] = fake_backend("linear_scan", name, run, priority=priority)
     set_autotune(True)
     args = torch.zeros(2, 100, 4), torch.zeros(2, 100, 4), None
-    assert select("linear_scan", "auto", *args).name == "fast"
+    assert resolve("linear_scan", "auto", *args)[0].name == "fast"
     section = json.loads(isolated.read_text())["versions"][policy.versions()]
     assert section["linear_scan|cpu|float32|L128|W8"]["backend"] == "fast"

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import seqlayers
 from seqlayers.ops import linear_scan
-from seqlayers.ops.dispatch import select
+from seqlayers.ops.dispatch import resolve
 from seqlayers.ops.scan import chunked_linear_scan, naive_linear_scan
 
 # (rtol, atol) per dtype, stated once; half precision is compared as relative RMS error
@@ -177,15 +177,15 @@ def test_registry_and_selection():
     names = seqlayers.ops.available_backends("linear_scan")
     assert "torch" in names and "naive" in names
     a, b, _ = make_inputs(1, 10, 2, torch.float32)
-    assert select("linear_scan", "torch", a, b, None).name == "torch"
+    assert resolve("linear_scan", "torch", a, b, None)[0].name == "torch"
     with seqlayers.ops.use_backend("naive", op="linear_scan"):
-        assert select("linear_scan", "auto", a, b, None).name == "naive"
+        assert resolve("linear_scan", "auto", a, b, None)[0].name == "naive"
 
 
 def test_env_var_selects_backend(monkeypatch):
     a, b, _ = make_inputs(1, 10, 2, torch.float32)
     monkeypatch.setenv("SEQLAYERS_SCAN_BACKEND", "naive")
-    assert select("linear_scan", "auto", a, b, None).name == "naive"
+    assert resolve("linear_scan", "auto", a, b, None)[0].name == "naive"
 
 
 def test_unknown_backend_is_rejected():

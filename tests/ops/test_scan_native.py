@@ -13,7 +13,7 @@ import torch
 
 from seqlayers import _native
 from seqlayers.ops import linear_scan
-from seqlayers.ops.dispatch import BackendUnavailableError, select
+from seqlayers.ops.dispatch import BackendUnavailableError, resolve
 from seqlayers.ops.scan import naive_linear_scan
 from seqlayers.ops import dispatch
 
@@ -111,11 +111,11 @@ def test_half_precision_is_upcast_at_the_entry(built):
 
 def test_registry_explicit_and_auto(built, monkeypatch):
     a, b, h0 = make_inputs(1, 10, 2, torch.float32)
-    assert select("linear_scan", "native", a, b, h0).name == "native"
+    assert resolve("linear_scan", "native", a, b, h0)[0].name == "native"
     monkeypatch.delenv("SEQLAYERS_SCAN_BACKEND", raising=False)
-    assert select("linear_scan", "auto", a, b, h0).name == "native"
+    assert resolve("linear_scan", "auto", a, b, h0)[0].name == "native"
     monkeypatch.setenv(_native.ENV_VAR, "0")
-    assert select("linear_scan", "auto", a, b, h0).name == "torch"
+    assert resolve("linear_scan", "auto", a, b, h0)[0].name == "torch"
     with pytest.raises(BackendUnavailableError, match="SEQLAYERS_NATIVE=0"):
         native(a, b, h0)
 

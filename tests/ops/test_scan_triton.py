@@ -20,7 +20,7 @@ pytestmark = pytest.mark.triton
 
 from seqlayers.ops import linear_scan  # noqa: E402
 from seqlayers.ops import dispatch  # noqa: E402
-from seqlayers.ops.dispatch import select  # noqa: E402
+from seqlayers.ops.dispatch import resolve  # noqa: E402
 from seqlayers.ops.scan import naive_linear_scan  # noqa: E402
 
 from .test_scan import HALF_RMS, TOL, assert_close, forward_and_grads, make_inputs  # noqa: E402
@@ -112,7 +112,7 @@ def test_supports_rejects_cpu_tensors_without_the_interpreter(monkeypatch):
 def test_auto_never_picks_the_interpreter():
     a = torch.zeros(1, 4, 2)
     assert "backend='triton'" in dispatch.explain("linear_scan", a, a, None).skipped["triton"]
-    assert select("linear_scan", "auto", a, a, None).name in ("torch", "native")  # never the interpreter
+    assert resolve("linear_scan", "auto", a, a, None)[0].name in ("torch", "native")  # never the interpreter
 
 
 def test_supports_rejects_other_dtypes():

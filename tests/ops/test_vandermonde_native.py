@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import seqlayers
 from seqlayers import _native
 from seqlayers.ops import vandermonde
-from seqlayers.ops.dispatch import BackendUnavailableError, select
+from seqlayers.ops.dispatch import BackendUnavailableError, resolve
 from seqlayers.ops.vandermonde import naive_vandermonde
 
 from ..helpers import rel_rms
@@ -125,9 +125,9 @@ def test_property_any_shape_matches_oracle(M, N, L, channels, seed):
 def test_auto_picks_native_once_built_and_env_turns_it_off(built, monkeypatch):
     v, z = _vz((2, 3), (2, 3), torch.complex64)
     monkeypatch.delenv("SEQLAYERS_VANDERMONDE_BACKEND", raising=False)
-    assert select("vandermonde", "auto", v, z, 10).name == "native"
+    assert resolve("vandermonde", "auto", v, z, 10)[0].name == "native"
     monkeypatch.setenv(_native.ENV_VAR, "0")
-    assert select("vandermonde", "auto", v, z, 10).name == "torch"
+    assert resolve("vandermonde", "auto", v, z, 10)[0].name == "torch"
     with pytest.raises(BackendUnavailableError, match="SEQLAYERS_NATIVE=0"):
         vandermonde(v, z, 10, backend="native")
 

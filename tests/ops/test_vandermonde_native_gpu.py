@@ -16,7 +16,7 @@ if not torch.cuda.is_available():
     pytest.skip("needs a CUDA device", allow_module_level=True)
 
 from seqlayers import _native  # noqa: E402
-from seqlayers.ops.dispatch import select  # noqa: E402
+from seqlayers.ops.dispatch import resolve  # noqa: E402
 
 from ..helpers import rel_rms  # noqa: E402
 from .test_vandermonde_native import _forward_and_grads as _run  # noqa: E402
@@ -67,4 +67,4 @@ def test_cuda_wide_modes_span_several_chunks(cuda_built):
 
 def test_auto_does_not_pick_the_cuda_kernel_yet(cuda_built):
     v, z = _inputs((), 2, 4, torch.complex64)
-    assert select("vandermonde", "auto", v, z, 10).name == "torch"
+    assert resolve("vandermonde", "auto", v, z, 10)[0].name == "torch"
