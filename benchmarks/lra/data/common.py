@@ -17,9 +17,12 @@ For paired tasks (Retrieval) ``x`` and ``lengths`` hold ``2B`` rows: the first d
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +49,34 @@ def encode_bytes(text: str, l_max: int) -> np.ndarray:
     if data.size == 0:
         return np.array([UNK_ID], dtype=np.int64)
     return data + len(SPECIALS)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Fill a fresh temporary folder beside ``final``; on success it replaces ``final`` whole.
+
+    The temporary folder (``.<name>.partial-<pid>``, hidden, so no reader looks into it) is
+    removed when the block raises, Ctrl-C included: an interrupted writer leaves no partial
+    data set, and an earlier complete one stays in place until the new one is complete.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():
+            # move the old set aside first: a rename cannot replace a non-empty folder
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def require_file(path: Path, what: str) -> Path:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from statistics import median
+from typing import Callable
 
 import numpy as np
 
-from .common import (EOS_ID, SPECIALS, UNK_ID, TaskData, TokenDataset, check_generator_keys, collate_tokens,
-                     require_file)
+from .common import (EOS_ID, SPECIALS, UNK_ID, TaskData, TokenDataset, atomic_dir, check_generator_keys,
+                     collate_tokens, require_file)
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 CLOSE = "]"
@@ -160,29 +161,38 @@ SPLITS = ("train", "val", "test")
 GENERATE_KEYS = ("n_train", "n_val", "n_test", "min_length", "max_length", "max_depth", "max_args")
 
 
-def generate_examples(cfg: dict, seed: int) -> dict[str, list[tuple[str, int]]]:
+def generate_examples(cfg: dict, seed: int,
+                      progress: Callable[[int], None] | None = None) -> dict[str, list[tuple[str, int]]]:
     """``(source, label)`` pairs of the three splits, keyed ``train``, ``val``, ``test``.
 
     ``cfg`` keys: ``n_train``, ``n_val``, ``n_test``, ``min_length``, ``max_length``,
     ``max_depth``, ``max_args`` (the release used 96000/2000/2000, 500, 2000, 10, 10).
+    ``progress(1)`` is called after each example.
     """
     check_generator_keys(cfg, GENERATE_KEYS, "ListOps")
     rng = random.Random(seed)
-    return {
-        split: [sample_expression(rng, cfg["min_length"], cfg["max_length"], cfg["max_depth"], cfg["max_args"])
-                for _ in range(cfg[f"n_{split}"])]
-        for split in SPLITS
-    }
+    splits = {}
+    for split in SPLITS:
+        examples = []
+        for _ in range(cfg[f"n_{split}"]):
+            examples.append(sample_expression(rng, cfg["min_length"], cfg["max_length"], cfg["max_depth"],
+                                              cfg["max_args"]))
+            if progress is not None:
+                progress(1)
+        splits[split] = examples
+    return splits
 
 
-def write_release(data_dir: Path, cfg: dict, seed: int) -> Path:
+def write_release(data_dir: Path, cfg: dict, seed: int, progress: Callable[[int], None] | None = None) -> Path:
     """Write generated splits as ``data_dir/listops-1000/basic_{train,val,test}.tsv`` (the release
-    format: header ``Source<TAB>Target``, then ``source<TAB>label``); return the folder."""
+    format: header ``Source<TAB>Target``, then ``source<TAB>label``); return the folder. The folder
+    is written whole or not at all and replaces an earlier one (:func:`~.common.atomic_dir`)."""
     root = Path(data_dir) / "listops-1000"
-    root.mkdir(parents=True, exist_ok=True)
-    for split, examples in generate_examples(cfg, seed).items():
-        rows = [f"{source}\t{label}" for source, label in examples]
-        (root / f"basic_{split}.tsv").write_text("\t".join(HEADER) + "\n" + "".join(r + "\n" for r in rows))
+    splits = generate_examples(cfg, seed, progress)
+    with atomic_dir(root) as tmp:       # all three files or none: an interrupt leaves no partial set
+        for split, examples in splits.items():
+            rows = [f"{source}\t{label}" for source, label in examples]
+            (tmp / f"basic_{split}.tsv").write_text("\t".join(HEADER) + "\n" + "".join(r + "\n" for r in rows))
     return root
 
 
