@@ -51,6 +51,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
 import seqlayers
+from benchmarks.lra import cli
 from benchmarks.lra import config as config_lib
 from benchmarks.lra import models, objectives
 from benchmarks.lra.data import TASKS, TaskData, build_task
@@ -59,20 +60,35 @@ from benchmarks.lra.data.common import labels_of
 LOG_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_acc", "seconds")
 
 
+# Expected wall time of each preset, shown by --help and when a preset is chosen for the user.
+PRESET_TIMES = {
+    "smoke": "a tiny model on little generated data: 10-25 s on a CPU (ListOps, digits; measured)",
+    "small": "CPU-sized: 1.5-3 min for ListOps and digits on 2 CPU cores (measured); other tasks not measured",
+    "paper": "the published settings (e.g. ListOps: 96,000 examples, 6 x 256, 40 epochs): GPU hours; "
+             "days on a CPU",
+}
+# the tasks whose `small` preset has a measured CPU time of a few minutes (benchmarks/results/lra_cpu.md)
+SMALL_MEASURED = ("listops", "digits")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--model", default="s4d", choices=config_lib.MODELS)
-    parser.add_argument("--preset", default="paper", choices=config_lib.PRESETS,
-                        help="'paper': the published settings; 'smoke': a tiny model on small data")
+    presets = "\n".join(f"  {name:<6} {text}" for name, text in PRESET_TIMES.items())
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
+        epilog=f"presets:\n{presets}\n\nwithout --preset: 'paper' on a GPU; on a CPU 'small' for "
+               f"{' and '.join(SMALL_MEASURED)}, 'smoke' for the other tasks.")
+    parser.add_argument("--task", required=True, choices=TASKS, help="the benchmark task")
+    parser.add_argument("--model", default="s4d", choices=config_lib.MODELS, help="the layer family")
+    parser.add_argument("--preset", default=None, choices=config_lib.PRESETS,
+                        help="size of the run (see 'presets' below); default: by the device, printed at the start")
     parser.add_argument("--config", help="YAML merged over the preset (same layout as the resolved config)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting, e.g. --set optim.lr=0.004 (repeatable)")
     parser.add_argument("--data-dir", help="root of the unpacked LRA release; without it data are generated")
     parser.add_argument("--out", help="directory for metrics.json, config.yaml and best.pt")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the model, the data order and generated data")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     parser.add_argument("--pretrain", nargs="?", const="auto", choices=["auto", "causal", "masked"],
                         help="self-pretrain on the training inputs: causal (next token; needs a causal model), "
@@ -82,8 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     parser.add_argument("--stop-after", type=int, metavar="STEPS",
                         help="stop after this many steps in all, keeping the full schedule (continue with --resume)")
+    cli.add_common_flags(parser)
     args = parser.parse_args(argv)
-    for flag in ("max_steps", "stop_after"):
+    for flag in ("max_steps", "stop_after", "threads"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
@@ -94,6 +111,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.init_from and not Path(args.init_from).is_file():
         parser.error(f"--init-from {args.init_from}: no such checkpoint file (expected a best.pt written by --out)")
     return args
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help with every default shown and the preset list kept as written."""
+
+
+def choose_preset(requested: str | None, task: str, device: str) -> tuple[str, str]:
+    """The preset of this run and why: ``requested`` if given, else by the device (see ``--help``)."""
+    if requested is not None:
+        return requested, "--preset"
+    if not device.startswith("cpu"):
+        return "paper", f"no --preset, device {device}: the published settings"
+    if task in SMALL_MEASURED:
+        return "small", ("no --preset and no GPU here: 'small' is CPU-sized, 1.5-3 min for this task on 2 cores "
+                         "(measured); --preset paper runs the published settings")
+    return "smoke", ("no --preset and no GPU here: 'smoke' is the smallest preset, seconds to a minute "
+                     "('small' is not timed for this task); --preset small or paper for larger runs")
 
 
 class StepSampler(Sampler):
@@ -154,7 +188,7 @@ class Runtime:
         self.device = torch.device(device)
         if self.device.type == "cuda":
             if not torch.cuda.is_available():
-                raise RuntimeError(f"--device {device}: CUDA is not available here; use --device cpu")
+                raise ValueError(f"--device {device}: CUDA is not available here; use --device cpu")
             torch.cuda.set_device(self.device)
         if self.world > 1:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
@@ -283,8 +317,12 @@ def build_model(cfg: dict, data: TaskData, args: argparse.Namespace) -> nn.Modul
 
 def train(args: argparse.Namespace) -> dict:
     """Run one training (or pretraining) job and return its metrics."""
-    cfg = config_lib.resolve(args.task, args.model, args.preset, args.config, args.overrides)
-    rt = Runtime(args.device)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.preset, why = choose_preset(args.preset, args.task, device)
+    with cli.user_errors():
+        cfg = config_lib.resolve(args.task, args.model, args.preset, args.config, args.overrides)
+        rt = Runtime(args.device)
+    rt.log(f"preset: {args.preset} ({why})")
     try:
         metrics = _train(cfg, args, rt)
     except BaseException:
@@ -308,17 +346,6 @@ def majority_baseline(data: TaskData) -> dict:
     accs = {name: float((labels_of(ds) == majority).float().mean()) if len(ds) else None
             for name, ds in (("val", data.val), ("test", data.test))}
     return {"class": majority, "val_acc": accs["val"], "test_acc": accs["test"]}
-
-
-def progress_bar(total: int, initial: int, enabled: bool):
-    """A tqdm bar over the steps on a terminal (``None`` without tqdm, off rank 0, or off a TTY)."""
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=None)
 
 
 class CsvLog:
@@ -407,19 +434,23 @@ def config_differences(saved: dict, current: dict, where: str = "") -> list[str]
 def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
     """The body of :func:`train` once the config and the runtime exist."""
     torch.manual_seed(args.seed)
-    if rt.device.type == "cpu" and cfg["train"]["cpu_threads"]:
-        torch.set_num_threads(cfg["train"]["cpu_threads"])
+    if rt.device.type == "cpu":
+        rt.log(f"threads: {cli.set_threads(args.threads, cfg['train']['cpu_threads'])}")
     start = time.time()
-    objective = Objective(cfg, args.pretrain)  # checks --pretrain against the model before any data work
-    data = build_task(args.task, cfg["data"], args.data_dir, args.seed)
+    with cli.user_errors():
+        objective = Objective(cfg, args.pretrain)  # checks --pretrain against the model before any data work
+        data = build_task(args.task, cfg["data"], args.data_dir, args.seed)
     cfg["data"]["l_max"] = data.l_max
-    rt.log(f"{args.task}: {len(data.train)}/{len(data.val)}/{len(data.test)} examples from {data.source}, "
-           f"L <= {data.l_max}, {data.n_classes} classes")
-    model = build_model(cfg, data, args).to(rt.device)
+    rt.log(f"data: {args.task}, {len(data.train)}/{len(data.val)}/{len(data.test)} examples from {data.source}, "
+           f"L <= {data.l_max}, {data.n_classes} classes ({time.time() - start:.1f} s)")
+    with cli.user_errors():
+        model = build_model(cfg, data, args).to(rt.device)
     if rt.world > 1 and rt.device.type == "cuda" and cfg["model"]["norm"] == "batch":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     n_params = sum(p.numel() for p in model.parameters())
-    rt.log(f"{args.model} ({objective.name}): {n_params:,} parameters on {rt.device} x {rt.world}")
+    mc = cfg["model"]
+    rt.log(f"model: {args.model} ({objective.name}), {mc['n_layers']} layers x d_model {mc['d_model']}, "
+           f"{n_params:,} parameters on {rt.device} x {rt.world}")
 
     train_loader, val_loader, test_loader, sampler = loaders(cfg, data, rt, args.seed)
     epochs = (cfg["pretrain"]["epochs"] or cfg["train"]["epochs"]) if args.pretrain else cfg["train"]["epochs"]
@@ -431,6 +462,10 @@ def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
         total_steps = min(total_steps, args.max_steps)
     stop = min(total_steps, args.stop_after or total_steps)
     eval_every = cfg["train"]["eval_every"] or steps_per_epoch
+    rt.log(f"plan: {epochs} epochs x {steps_per_epoch} steps of batch {cfg['train']['batch_size']} = "
+           f"{epochs * steps_per_epoch} steps" + (f", cut to {total_steps}" if total_steps < epochs * steps_per_epoch else "")
+           + (f", stopping after {stop}" if stop < total_steps else "")
+           + f", validation every {eval_every} steps; progress and time left on stderr")
     optim_cfg = cfg["optim"]
     optimizer = torch.optim.AdamW(
         seqlayers.optim.param_groups(model, lr=optim_cfg["lr"], weight_decay=optim_cfg["weight_decay"]))
@@ -449,7 +484,7 @@ def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
         ckpt = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=True)
         diffs = config_differences(ckpt["config"], cfg)
         if diffs or ckpt["total_steps"] != total_steps or ckpt["objective"] != objective.name:
-            raise ValueError(f"--resume: {out_dir / 'last.pt'} belongs to another run "
+            raise cli.UserError(f"--resume: {out_dir / 'last.pt'} belongs to another run "
                              f"(config differences {diffs[:5]}, {ckpt['total_steps']} vs {total_steps} "
                              f"steps, objective {ckpt['objective']} vs {objective.name})")
         model.load_state_dict(ckpt["model"])
@@ -475,8 +510,8 @@ def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
                          "loss_count": loss_count, "config": cfg, "objective": objective.name},
                         out_dir / "last.pt")
 
-    bar = progress_bar(total_steps, step, rt.main)
-    say = bar.write if bar is not None else rt.log
+    bar = cli.Progress(stop, "train", initial=step, enabled=rt.main)
+    say = bar.write if rt.main else rt.log
     while step < stop:
         epoch, skip = divmod(step, steps_per_epoch)
         sampler.set_epoch(epoch, skip)
@@ -492,9 +527,7 @@ def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
             scheduler.step()
             step += 1
             loss_sum, loss_count = loss_sum + out.loss.item(), loss_count + 1
-            if bar is not None:
-                bar.update()
-                bar.set_postfix(loss=f"{out.loss.item():.4f}", refresh=False)
+            bar.update(loss=f"{out.loss.item():.4f}")
             if step % cfg["train"]["log_every"] == 0:
                 say(f"step {step}/{total_steps}  loss {out.loss.item():.4f}  "
                     f"lr {scheduler.get_last_lr()[0]:.2e}  {seconds():.1f} s")
@@ -520,8 +553,7 @@ def _train(cfg: dict, args: argparse.Namespace, rt: Runtime) -> dict:
                     f"{'  (best)' if improved else ''}  {seconds():.1f} s")
             if step >= stop:
                 break
-    if bar is not None:
-        bar.close()
+    bar.close()
     if step < total_steps:
         checkpoint()
         rt.log(f"stopped after {step}/{total_steps} steps ({seconds():.1f} s); continue with --resume")
@@ -559,4 +591,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

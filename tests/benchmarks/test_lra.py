@@ -14,6 +14,7 @@ import torch
 
 pytest.importorskip("yaml", reason="the LRA benchmark needs PyYAML: pip install -e '.[lra]'")
 
+from benchmarks.lra import cli  # noqa: E402
 from benchmarks.lra import config as config_lib  # noqa: E402
 from benchmarks.lra import objectives, train  # noqa: E402
 from benchmarks.lra.data import build_task, image, listops, pathfinder, retrieval, text  # noqa: E402
@@ -277,7 +278,7 @@ def test_pretrain_kind_can_be_named(tmp_path, keep_threads):
     metrics = train.main(["--task", "listops", "--preset", "smoke", "--pretrain", "masked", "--max-steps", "2",
                           "--out", str(tmp_path / "masked"), *TINY_LISTOPS])
     assert metrics["objective"] == "pretrain-masked"
-    with pytest.raises(ValueError, match="needs a causal model"):
+    with pytest.raises(cli.UserError, match="needs a causal model"):
         train.main(["--task", "listops", "--preset", "smoke", "--pretrain", "causal", "--max-steps", "1",
                     "--set", "model.bidirectional=true", *TINY_LISTOPS])
 
