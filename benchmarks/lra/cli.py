@@ -97,10 +97,11 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-def choose_threads(requested: int | None, configured: int = 0, cap: int = MAX_DEFAULT_THREADS) -> tuple[int, str]:
+def choose_threads(requested: int | None, configured: int = 0, cap: int = MAX_DEFAULT_THREADS,
+                   configured_why: str = "the configuration") -> tuple[int, str]:
     """torch's CPU thread count for this run and the reason, highest precedence first:
     ``requested`` (``--threads``), ``OMP_NUM_THREADS``, ``configured`` (the script's or config's
-    own setting; 0: none), ``min(physical cores, cap)``."""
+    own setting, explained by ``configured_why``; 0: none), ``min(physical cores, cap)``."""
     if requested is not None:
         if requested < 1:
             raise UserError(f"--threads must be >= 1, got {requested}")
@@ -109,15 +110,16 @@ def choose_threads(requested: int | None, configured: int = 0, cap: int = MAX_DE
     if env.isdigit() and int(env) > 0:
         return int(env), "OMP_NUM_THREADS"
     if configured:
-        return configured, "the configuration"
+        return configured, configured_why
     return min(physical_cores(), cap), f"min(physical cores, {cap})"
 
 
-def set_threads(requested: int | None, configured: int = 0, cap: int = MAX_DEFAULT_THREADS) -> str:
+def set_threads(requested: int | None, configured: int = 0, cap: int = MAX_DEFAULT_THREADS,
+                configured_why: str = "the configuration") -> str:
     """Apply :func:`choose_threads` to torch; return a line saying how many and why."""
     import torch
 
-    n, why = choose_threads(requested, configured, cap)
+    n, why = choose_threads(requested, configured, cap, configured_why)
     torch.set_num_threads(n)
     return f"{n} thread{'s' if n > 1 else ''} ({why}; --threads N to change)"
 
