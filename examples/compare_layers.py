@@ -5,13 +5,22 @@ Task ("remember the class token"): a sequence of L token ids holds one class tok
 a blank token. The model reads its output at the LAST position (``pool="last"``) and must name
 the class, so the information has to travel at least 0.9 L steps through causal layers: a layer
 whose kernel does not reach that far stays at chance. Data are generated here; it runs offline
-in about a minute on an idle laptop CPU.
+in a few minutes on one CPU thread.
 
-    python examples/compare_layers.py --length 256 --steps 200
+    python examples/compare_layers.py --length 256 --steps 400
 
-Prints a table: test accuracy, parameter count, milliseconds per training step. Each family runs
-with its defaults (learning-rate hints included), plus one row per convolution family with the
-one setting that matters most for long memory (SGConv's decay, LongConv's squash threshold).
+Prints its plan, progress per model, then a table: test accuracy, parameter count,
+milliseconds per training step, and a note beside any family that stayed near chance, saying
+why. Each family runs with its defaults (learning-rate hints included, as
+``seqlayers.optim.param_groups`` returns them), plus the rows that show what the defaults cost
+on this task: S4D without its learning-rate hint, SGConv without its decay.
+
+Measured with the defaults (L = 256, 400 steps, one thread; 200 steps in brackets): S4D 1.000
+(0.746), S4D without the hint 1.000 (0.994), SGConv 0.685 (0.240), SGConv decay=1 1.000
+(1.000), LongConv 1.000 (1.000). The hints put S4D's state-space parameters on lr 1e-3, the
+published LRA recipe for runs of thousands of steps; in a 200-step run they barely move, so S4D
+needs about 400 steps with them. SGConv's decay weights the kernel scale that reaches 0.9 L
+back by 0.5^4: a prior for nearby context, which this task never rewards.
 """
 
 import argparse
@@ -20,6 +29,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+import _cli
 import seqlayers
 from seqlayers.optim import param_groups
 
@@ -36,20 +46,36 @@ def make_data(n: int, length: int, n_classes: int, generator: torch.Generator):
 def families(length: int, d_state: int) -> dict[str, tuple[str, dict]]:
     """Layer name in ``seqlayers.layers.LAYERS`` and its keyword arguments, per table row."""
     rows = {"S4D": ("s4d", {"d_state": d_state})}
+    # The SSM learning-rate hints (1e-3, from the LRA recipes) are tuned for long runs: show the
+    # cost in a short one.
+    rows["S4D (no lr hint)"] = ("s4d", {"d_state": d_state, "lr": None})
     if hasattr(seqlayers, "S5"):
         # S5 shares one state of P modes among all features, so it needs a larger P than S4D's
         # per-feature N; blocks of P/J = 16 keep PTD blocks of 8 under conjugate symmetry.
         rows["S5"] = ("s5", {"d_state": 4 * d_state, "blocks": 4})
-    # The SSM learning-rate hints (1e-3, from the LRA recipes) are tuned for long runs; in 200
-    # steps the state space parameters barely move with them, so also show the layers without.
-    rows["S4D (no lr hint)"] = ("s4d", {"d_state": d_state, "lr": None})
-    if hasattr(seqlayers, "S5"):
-        rows["S5 (no lr hint)"] = ("s5", {"d_state": 4 * d_state, "blocks": 4, "lr": None})
     rows["SGConv"] = ("sgconv", {"l_max": length, "kernel_dim": 16})
     rows["SGConv (decay=1)"] = ("sgconv", {"l_max": length, "kernel_dim": 16, "decay": 1.0})
     rows["LongConv"] = ("longconv", {"l_max": length})
-    rows["LongConv (lam=1e-4)"] = ("longconv", {"l_max": length, "squash_lambda": 1e-4})
     return rows
+
+
+# Why a row may stay near chance on this task, by table row (printed beside it when it does).
+WHY = {
+    "S4D": "its state-space parameters train at the lr hint 1e-3 (tuned for long LRA runs): give it more "
+           "--steps, or see the 'no lr hint' row",
+    "S5": "known issue: S5's default init (PTD with conj_sym=True) diagonalizes a different matrix than "
+          "intended in this version; a fix is under way",
+    "SGConv": "decay=0.5 weights the kernel scale reaching 0.9 L back by 0.5^k, a prior for nearby context "
+              "that this task never rewards; it learns slowly (more --steps) or with decay=1",
+    "LongConv": "its kernel is squashed (squash_lambda) and smoothed at the start: try more --steps",
+}
+
+
+def note(name: str, acc: float, chance: float, steps: int) -> str:
+    """Why row ``name`` stayed near chance (accuracy below halfway to 1), or ``""``."""
+    if acc >= (1 + chance) / 2:
+        return ""
+    return WHY.get(name, f"did not learn the task in {steps} steps: try more --steps")
 
 
 @torch.no_grad()
@@ -58,7 +84,7 @@ def accuracy(model, x, y) -> float:
     return (model(x).argmax(-1) == y).float().mean().item()
 
 
-def train_one(layer: str, layer_kwargs: dict, data, args) -> tuple[float, int, float]:
+def train_one(layer: str, layer_kwargs: dict, data, args, desc: str) -> tuple[float, int, float]:
     """Train one model; return (test accuracy, parameter count, ms per step)."""
     torch.manual_seed(args.seed)
     (x_tr, y_tr), (x_te, y_te) = data
@@ -71,6 +97,7 @@ def train_one(layer: str, layer_kwargs: dict, data, args) -> tuple[float, int, f
         opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=args.steps, pct_start=0.1
     )
     batches = torch.randint(0, len(x_tr), (args.steps, args.batch_size), generator=torch.Generator().manual_seed(1))
+    bar = _cli.Progress(args.steps, desc)
     start = time.perf_counter()
     for idx in batches:
         model.train()
@@ -79,39 +106,55 @@ def train_one(layer: str, layer_kwargs: dict, data, args) -> tuple[float, int, f
         loss.backward()
         opt.step()
         sched.step()
+        bar.update(loss=f"{loss.item():.3f}")
     ms_per_step = 1e3 * (time.perf_counter() - start) / args.steps
+    bar.close()
     n_params = sum(p.numel() for p in model.parameters())
     return accuracy(model, x_te, y_te), n_params, ms_per_step
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--length", type=int, default=256)
-    parser.add_argument("--classes", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--d-model", type=int, default=32)
-    parser.add_argument("--n-layers", type=int, default=2)
-    parser.add_argument("--d-state", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for models this small)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--length", type=int, default=256, help="sequence length L")
+    parser.add_argument("--classes", type=int, default=4, help="number of classes (chance: 1 / classes)")
+    parser.add_argument("--steps", type=int, default=400, help="training steps per model")
+    parser.add_argument("--batch-size", type=int, default=16, help="examples per step")
+    parser.add_argument("--d-model", type=int, default=32, help="features per position")
+    parser.add_argument("--n-layers", type=int, default=2, help="residual blocks")
+    parser.add_argument("--d-state", type=int, default=16, help="S4D state size (S5: 4x)")
+    parser.add_argument("--lr", type=float, default=1e-2, help="peak learning rate of parameters without a hint")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data and the models")
+    parser.add_argument("--only", nargs="+", metavar="ROW", help="run only these table rows (e.g. S4D SGConv)")
+    _cli.add_common_flags(parser)
+    args = parser.parse_args(argv)
+    for flag in ("length", "classes", "steps", "batch_size"):
+        if getattr(args, flag) < (2 if flag == "classes" else 1):
+            parser.error(f"--{flag.replace('_', '-')} is too small: {getattr(args, flag)}")
+    # small ops: one thread is fastest, and leaves the other cores to other work
+    threads = _cli.set_threads(args.threads, configured=1, configured_why="small models run fastest on one")
 
+    rows = families(args.length, args.d_state)
+    if args.only:
+        unknown = sorted(set(args.only) - set(rows))
+        if unknown:
+            raise _cli.UserError(f"--only: unknown rows {unknown}; expected some of {list(rows)}")
+        rows = {name: rows[name] for name in args.only}
     gen = torch.Generator().manual_seed(args.seed)
     data = (make_data(4000, args.length, args.classes, gen), make_data(1000, args.length, args.classes, gen))
-    rows = families(args.length, args.d_state)
-    print(f"task: class token in the first 10% of L={args.length}, {args.classes} classes, read at the end")
-    print(f"model: {args.n_layers} layers x d_model={args.d_model}, {args.steps} steps of batch {args.batch_size}")
-    if "S5" not in rows:
+    print(f"plan: class token in the first 10% of L={args.length}, {args.classes} classes, read at the end; "
+          f"4000 training / 1000 test sequences")
+    print(f"      {len(rows)} models of {args.n_layers} layers x d_model={args.d_model}, {args.steps} steps of "
+          f"batch {args.batch_size} each; {threads}", flush=True)
+    if "S5" not in families(args.length, args.d_state):
         print("note: seqlayers.S5 is not available in this version; its row is skipped")
-    print(f"\n{'layer':<22} {'test acc':>9} {'params':>9} {'ms/step':>9}")
-    for name, (layer, kwargs) in rows.items():
-        acc, n_params, ms = train_one(layer, kwargs, data, args)
-        print(f"{name:<22} {acc:>9.3f} {n_params:>9,d} {ms:>9.1f}")
-    print(f"\nchance: {1 / args.classes:.3f}")
+    results = {name: train_one(layer, kwargs, data, args, name) for name, (layer, kwargs) in rows.items()}
+    chance = 1 / args.classes
+    print(f"\n{'layer':<18} {'test acc':>9} {'params':>9} {'ms/step':>9}  note")
+    for name, (acc, n_params, ms) in results.items():
+        print(f"{name:<18} {acc:>9.3f} {n_params:>9,d} {ms:>9.1f}  {note(name, acc, chance, args.steps)}")
+    print(f"\nchance: {chance:.3f}")
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)
