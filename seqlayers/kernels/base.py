@@ -18,7 +18,32 @@ def prefix(x: Tensor, length: int) -> Tensor:
     return x.index_select(-1, torch.arange(length, device=x.device))
 
 
-class KernelGenerator(nn.Module):
+_HALF = (torch.float16, torch.bfloat16)
+
+
+class Float32Parameters(nn.Module):
+    """A module whose parameters and floating buffers (its own and its submodules') stay float32 (or float64) when it is
+    cast to float16 or bfloat16: the cast moves them to the new device and leaves their precision
+    (they are restored from their values before the cast, so nothing is rounded on the way)."""
+
+    def _apply(self, fn, recurse: bool = True):
+        kept = [(module._parameters, name, t.data) for module in self.modules()
+                for name, t in module._parameters.items() if t is not None]
+        kept += [(module._buffers, name, t) for module in self.modules()
+                 for name, t in module._buffers.items() if t is not None and t.is_floating_point()]
+        super()._apply(fn, recurse)
+        for store, name, old in kept:
+            now = store[name]
+            if now.dtype in _HALF and old.dtype not in _HALF:
+                restored = old.to(device=now.device, dtype=torch.float32)
+                if isinstance(now, nn.Parameter):
+                    now.data = restored
+                else:
+                    store[name] = restored
+        return self
+
+
+class KernelGenerator(Float32Parameters):
     """Maps a sequence length ``L`` to a real convolution kernel of shape ``(C, H, L)``.
 
     Subclasses implement :meth:`kernel` and set :attr:`d_model` (``H``) and :attr:`channels`
@@ -28,6 +53,13 @@ class KernelGenerator(nn.Module):
 
     Recurrent generators (state space models) also implement :meth:`default_state` and
     :meth:`step`, and set ``recurrent = True``.
+
+    Precision: a generator's parameters stay float32 when the module is cast to float16 or
+    bfloat16 (``model.half()``, ``model.to(torch.bfloat16)``), as the reference SSM libraries keep
+    ``A`` and ``dt``: S4D's imaginary parts reach ``N**2 / pi`` and a step size ``1e-3``, which 8
+    bits of mantissa cannot hold, and kernels are generated in float32 in any case. The layer
+    around it (skip term, output mixing) and the convolution take the cast dtype. ``.double()``
+    casts them to float64, and the kernel is then computed in float64.
 
     Example:
         >>> gen = seqlayers.kernels.S4DKernel(d_model=4, d_state=8)

@@ -135,6 +135,7 @@ class LongConvKernel(KernelGenerator):
         self.l_max, self.squash_lambda, self.smooth_mode = l_max, float(squash_lambda), smooth_mode
         self.smooth, self.kernel_dropout = (smooth if smooth > 1 else 0), float(kernel_dropout)
         self.weight = nn.Parameter(torch.randn(channels, d_model, l_max) * 0.002)
+        self.lr = lr
         set_optim_hint(self, "weight", lr, 0.0)
         if self.smooth and smooth_mode == "freq":
             self.register_buffer("window", freq_window(self.smooth, 2 * l_max, l_max), persistent=False)

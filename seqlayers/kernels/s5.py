@@ -2,8 +2,9 @@
 
 The generator holds the ``P'`` complex modes (``P' = P/2`` with conjugate symmetry, else ``P``),
 their step sizes, and the input/output projections ``B_tilde (P', H)``, ``C_tilde (C, H, P')``.
-It exposes the modal (diagonal) kernel ``z_p^l`` and the recurrence over the modes; the S5 layer
-puts the modes between ``B`` and ``C``, running them by convolution or by a parallel scan.
+It is a pure function of its parameters: the discretized modes, the modal (diagonal) kernel
+``z_p^l``, the projections, and one recurrent step. The S5 layer runs the modes between ``B`` and
+``C`` with :func:`seqlayers.ops.linear_scan` (a scan, or the convolution with ``z_p^l``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from torch import Tensor, nn
 
 from .._validation import is_int, is_size
 from ..init.ptd import S5_INITS, s5_block_init
-from ..ops.conv import long_conv
-from ..ops.scan import linear_scan
 from ..optim import set_optim_hint
 from .base import KernelGenerator
 from .s4d import _check_disc, discretize
@@ -59,7 +58,8 @@ class S5Kernel(KernelGenerator):
     ``y = f Re(C_tilde x)`` with ``f = 2`` under conjugate symmetry, else 1.
 
     S5 is multi-input multi-output, so there is no per-feature ``(C, H, L)`` kernel: use
-    :meth:`modal_kernel`, :meth:`project_in`, :meth:`modes` and :meth:`project_out`.
+    :meth:`project_in`, :meth:`discrete` (the modes' decays ``Lambda_bar``, whose powers are
+    :meth:`modal_kernel`) and :meth:`project_out`.
 
     Args:
         d_model: ``H``.
@@ -80,7 +80,8 @@ class S5Kernel(KernelGenerator):
 
     Example:
         >>> gen = S5Kernel(d_model=4, d_state=16, blocks=2, init="legs")
-        >>> x = gen.modes(gen.project_in(torch.randn(3, 4, 50)), mode="scan")
+        >>> Bu = gen.project_in(torch.randn(3, 4, 50))               # (3, 50, 8) complex
+        >>> x = seqlayers.ops.linear_scan(gen.discrete()[0].view(1, 1, -1), Bu)
         >>> gen.project_out(x).shape
         torch.Size([3, 1, 4, 50])
     """
@@ -157,7 +158,7 @@ class S5Kernel(KernelGenerator):
         return torch.complex(re, self.Lambda_im)
 
     def discrete(self) -> tuple[Tensor, Tensor]:
-        """``Lambda_bar (P',)`` and ``B_bar (P', H)``, complex64."""
+        """``Lambda_bar (P',)`` and ``B_bar (P', H)``, complex64 (complex128 for a float64 module)."""
         dA, dB = discretize(self.Lambda.unsqueeze(-1), self.log_step, self.disc)
         return dA.squeeze(-1), dB * torch.view_as_complex(self.B)
 
@@ -179,39 +180,22 @@ class S5Kernel(KernelGenerator):
         )
 
     def project_in(self, u: Tensor) -> Tensor:
-        """``B_bar u``: real ``(B, H, L)`` -> complex64 ``(B, P', L)``."""
+        """``B_bar u``: real ``(B, H, L)`` -> complex ``(B, L, P')`` (complex128 for a float64 module)."""
         _, B_bar = self.discrete()
-        return torch.einsum("ph,bhl->bpl", B_bar, u.to(B_bar.dtype))
-
-    def modes(self, Bu: Tensor, mode: str, backend: str = "auto") -> Tensor:
-        """States ``x_t = Lambda_bar x_{t-1} + (B_bar u)_t`` from zero: complex ``(B, P', L)`` in and out.
-
-        ``mode="scan"`` runs :func:`seqlayers.ops.linear_scan`; ``mode="conv"`` convolves with
-        :meth:`modal_kernel` through :func:`seqlayers.ops.long_conv` (``backend``), as four real
-        convolutions of the real and imaginary parts.
-        """
-        Bsz, P, L = Bu.shape
-        if mode == "scan":
-            dA, _ = self.discrete()
-            a = dA.expand(Bsz, L, P)
-            return linear_scan(a, Bu.transpose(1, 2).contiguous()).transpose(1, 2)
-        K = self.modal_kernel(L)
-        u4 = torch.cat([Bu.real, Bu.imag, Bu.imag, Bu.real], dim=1)
-        k4 = torch.cat([K.real, K.imag, K.real, K.imag])
-        rr, ii, ri, ir = long_conv(u4, k4, backend=backend).split(P, dim=1)
-        return torch.complex(rr - ii, ri + ir)
+        return torch.einsum("ph,bhl->blp", B_bar, u.to(B_bar.dtype))
 
     def project_out(self, x: Tensor, channel: int | None = None) -> Tensor:
-        """``f Re(C_tilde x)``: complex ``(B, P', L)`` -> real ``(B, C, H, L)`` (``(B, H, L)`` for one channel)."""
+        """``f Re(C_tilde x)``: complex states ``(B, L, P')`` -> real ``(B, C, H, L)`` (``(B, H, L)``
+        for one channel)."""
         C = torch.view_as_complex(self.C)
         if channel is not None:
-            return self.out_factor * torch.einsum("hp,bpl->bhl", C[channel], x).real
-        return self.out_factor * torch.einsum("chp,bpl->bchl", C, x).real
+            return self.out_factor * torch.einsum("hp,blp->bhl", C[channel], x).real
+        return self.out_factor * torch.einsum("chp,blp->bchl", C, x).real
 
     def default_state(self, batch: int, device: torch.device | str | None = None) -> Tensor:
-        """Zero state, complex64 ``(batch, P')``."""
+        """Zero state ``(batch, P')``, complex64 (complex128 for a float64 module)."""
         device = self.log_step.device if device is None else device
-        return torch.zeros(batch, self.n_modes, dtype=torch.cfloat, device=device)
+        return torch.zeros(batch, self.n_modes, dtype=self.Lambda.dtype, device=device)
 
     def step(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """``x_t = Lambda_bar x_{t-1} + B_bar u_t``, ``y_t = f Re(C_tilde x_t)``: ``u_t (B, H)`` -> ``(B, C, H)``."""

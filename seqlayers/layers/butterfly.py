@@ -6,11 +6,12 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import is_int
+from ..kernels.base import Float32Parameters
 from ..ops.conv.monarch import dft_blocks, monarch_long_conv
 from ..optim import set_optim_hint
 
 
-class LearnedButterfly(nn.Module):
+class LearnedButterfly(Float32Parameters):
     """A long convolution whose FFTs use trainable DFT blocks, initialized to the exact DFT.
 
     The learned-butterfly extension of Fu et al. 2023: the FFT of size ``N`` of an FFT convolution
@@ -29,7 +30,7 @@ class LearnedButterfly(nn.Module):
     Parameters: ``fwd_block1``, ``inv_block1`` ``(N1, N1, 2)`` and ``fwd_block2``, ``inv_block2``
     ``(N2, N2, 2)``, float32 (real and imaginary parts, read with ``torch.view_as_complex``), so
     every optimizer, ``.double()``, state dicts and :func:`seqlayers.optim.param_groups` handle
-    them; ``4 * (N1**2 + N2**2)`` real numbers (20,480 for ``l_max = 1024``). They carry the
+    them; they stay float32 when the module is cast to float16/bfloat16 (the DFT needs the bits); ``4 * (N1**2 + N2**2)`` real numbers (20,480 for ``l_max = 1024``). They carry the
     hints ``lr`` and weight decay 0 (decay would shrink the transform towards zero).
 
     Args:

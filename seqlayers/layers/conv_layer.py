@@ -9,6 +9,8 @@ recurrent ``step``) lives here once.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -16,6 +18,7 @@ from torch import Tensor, nn
 from .._validation import check_choice
 from ..kernels.base import KernelGenerator
 from ..ops.conv import long_conv
+from ..ops.dispatch import check_name
 
 ACTIVATIONS = {
     "identity": nn.Identity,
@@ -65,7 +68,8 @@ class ConvLayer(nn.Module):
         dropout: probability, one mask per (batch, feature) shared over the length.
         transposed: inputs and outputs are ``(B, H, L)`` instead of ``(B, L, H)``.
         skip: learn the skip term ``D`` of shape ``(C, H)``.
-        backend: ``long_conv`` backend for this layer (``"auto"`` by default).
+        backend: ``long_conv`` backend for this layer (``"auto"`` by default); an unknown name
+            raises ValueError here, at construction.
         conv: a module computing the convolution instead of :func:`seqlayers.ops.long_conv`, with
             its signature ``conv(u (B, H, L), k (H, Lk), D (H,) or None) -> (B, H, L)``, e.g.
             :class:`~seqlayers.layers.LearnedButterfly`; None (default) for ``long_conv``. It
@@ -76,6 +80,9 @@ class ConvLayer(nn.Module):
         >>> layer(torch.randn(2, 100, 16)).shape
         torch.Size([2, 100, 16])
     """
+
+    backend_op = "long_conv"
+    """The op whose backends ``backend=`` names (S5 scans: ``"linear_scan"``)."""
 
     def __init__(
         self,
@@ -100,6 +107,7 @@ class ConvLayer(nn.Module):
                 f"a bidirectional layer needs a generator with an even number of channels "
                 f"(causal + anti-causal halves), got channels={generator.channels}"
             )
+        check_name(self.backend_op, backend)
         if conv is not None and backend != "auto":
             raise ValueError(
                 f"backend={backend!r} conflicts with conv={type(conv).__name__}: the convolution is "
@@ -143,8 +151,8 @@ class ConvLayer(nn.Module):
                 f"{type(self).__name__} expects input of shape {layout} with H={self.d_model}, "
                 f"got {tuple(x.shape)}"
             )
-        if x.shape[0] == 0 or x.shape[3 - h_dim] == 0:
-            raise ValueError(f"{type(self).__name__} expects B >= 1 and L >= 1, got {tuple(x.shape)}")
+        if x.shape[3 - h_dim] == 0:
+            raise ValueError(f"{type(self).__name__} expects L >= 1, got {tuple(x.shape)}")
         return x if self.transposed else x.transpose(1, 2)
 
     # ------------------------------------------------------------------ core
@@ -243,6 +251,56 @@ class ConvLayer(nn.Module):
             f"d_model={self.d_model}, channels={self.channels}, bidirectional={self.bidirectional}, "
             f"transposed={self.transposed}, backend={self.backend!r}"
         )
+
+
+LAYER_KEYWORDS = tuple(inspect.signature(ConvLayer.__init__).parameters)[2:]
+"""The keywords :class:`ConvLayer` takes besides the generator."""
+
+
+def build_generator(generator_cls: type[KernelGenerator], *args, channels: int = 1, bidirectional: bool = False,
+                    **kwargs) -> tuple[KernelGenerator, dict]:
+    """``(generator, layer_kwargs)`` for a layer family: ``generator_cls(*args, channels=...,
+    **kernel keywords)`` and the keywords that go to :class:`ConvLayer`.
+
+    ``channels`` is the layer's output channels per feature; a bidirectional layer asks the
+    generator for twice as many (causal and anti-causal halves). This is the one place that
+    doubling happens; :class:`ConvLayer` halves it back.
+    """
+    layer_kwargs = {name: kwargs.pop(name) for name in LAYER_KEYWORDS if name in kwargs}
+    accepted = inspect.signature(generator_cls).parameters
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {unknown}: expected {generator_cls.__name__}'s "
+                        f"{[n for n in accepted if n != 'channels']} or the layer's {list(LAYER_KEYWORDS)}")
+    generator = generator_cls(*args, channels=channels * (2 if bidirectional else 1), **kwargs)
+    return generator, dict(layer_kwargs, bidirectional=bidirectional)
+
+
+def layer_family(generator_cls: type[KernelGenerator]):
+    """Class decorator of a layer family built on ``generator_cls``: its ``__init__`` passes the
+    generator's keywords through (``**kwargs``), and this makes ``help()``,
+    ``inspect.signature`` and the docstring show them with their defaults, beside the layer's."""
+
+    def decorate(cls: type[ConvLayer]) -> type[ConvLayer]:
+        params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        names = {p.name for p in params}
+        passed = {}
+        for source in (generator_cls, ConvLayer):
+            for p in inspect.signature(source).parameters.values():
+                if p.name not in names | {"generator"} and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                    if source is generator_cls and p.name != "channels":
+                        passed[p.name] = p
+                    params.append(p.replace(kind=p.KEYWORD_ONLY))
+                    names.add(p.name)
+        cls.__init__.__signature__ = inspect.Signature(params)
+        listed = ", ".join(f"{name}={p.default!r}" for name, p in passed.items())
+        cls.__doc__ = (cls.__doc__ or "").rstrip() + (
+            f"\n\n    Kernel keywords, passed to :class:`~seqlayers.kernels.{generator_cls.__name__}` "
+            f"(see its docstring):\n    ``{listed}``.\n")
+        cls.generator_class = generator_cls
+        return cls
+
+    return decorate
 
 
 def conv_layer(generator: KernelGenerator, **kwargs) -> ConvLayer:

@@ -13,7 +13,8 @@ HALF_DTYPES = (torch.bfloat16, torch.float16)
 
 @dataclass(frozen=True)
 class ScanCall:
-    """Shape ``(B, L, P)``, dtype and device of one ``linear_scan(a, b, h0)`` call."""
+    """Shape ``(B, L, P)``, dtype and device of one ``linear_scan(a, b, h0)`` call;
+    ``shared_decay``: ``a`` is one time-invariant decay ``(1, 1, P)`` for every row and step."""
 
     batch: int
     length: int
@@ -21,10 +22,11 @@ class ScanCall:
     dtype: torch.dtype
     has_h0: bool
     device: torch.device
+    shared_decay: bool = False
 
     @classmethod
     def of(cls, a: Tensor, b: Tensor, h0: Tensor | None) -> ScanCall:
-        return cls(*a.shape, a.dtype, h0 is not None, a.device)
+        return cls(*b.shape, a.dtype, h0 is not None, a.device, a.shape[:2] == (1, 1))
 
     @property
     def width(self) -> int:
@@ -46,13 +48,17 @@ def check_linear_scan_args(a: Tensor, b: Tensor, h0: Tensor | None) -> None:
             )
     if a.dim() != 3 or a.shape[1] == 0 or a.shape[2] == 0:
         raise ValueError(f"linear_scan: a must have shape (B, L, P) with L, P >= 1, got {tuple(a.shape)}")
-    if b.shape != a.shape:
+    if a.shape[:2] == (1, 1):  # one time-invariant decay for every row and step
+        if b.dim() != 3 or b.shape[1] == 0 or b.shape[2] != a.shape[2]:
+            raise ValueError(f"linear_scan: with a shared decay a (1, 1, P) = {tuple(a.shape)}, b must have "
+                             f"shape (B, L, P) with L >= 1 and P = {a.shape[2]}, got {tuple(b.shape)}")
+    elif b.shape != a.shape:
         raise ValueError(
             f"linear_scan: b must have a's shape (B, L, P) = {tuple(a.shape)}, got {tuple(b.shape)}"
         )
-    if h0 is not None and h0.shape != (a.shape[0], a.shape[2]):
+    if h0 is not None and h0.shape != (b.shape[0], b.shape[2]):
         raise ValueError(
-            f"linear_scan: h0 must have shape (B, P) = {(a.shape[0], a.shape[2])} or be None, "
+            f"linear_scan: h0 must have shape (B, P) = {(b.shape[0], b.shape[2])} or be None, "
             f"got {tuple(h0.shape)}"
         )
     for name, t in (("b", b), ("h0", h0)):
