@@ -79,30 +79,32 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--reference", default=PYTHON_LEVEL_GENERATOR, help="git commit of the generator compared with")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per size (median reported)")
-    parser.add_argument("--images", type=int, nargs=2, default=(8, 200), metavar=("OLD", "NEW"),
+    parser.add_argument("--images", type=int, nargs=2, default=(16, 1000), metavar=("OLD", "NEW"),
                         help="images per round at 32 px for the reference and the current generator "
-                             "(scaled down with the area at larger sides)")
+                             "(divided by side / 32 at larger sides); the current one draws them in batches, "
+                             "as make_data does, so its time per image depends on how many")
     cli.add_common_flags(parser, threads=False)
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     reference = load_reference(args.reference)
     print(f"CPU: {cpu_name()}, 1 thread, numpy {np.__version__}, Python {platform.python_version()}")
     print(f"reference: generator at {args.reference}; current: working tree\n")
-    print("| task | side | settings | before (ms / image) | after (ms / image) | speed-up |")
-    print("|---|---|---|---|---|---|")
+    print("| task | side | settings | images per round (before / after) | before (ms / image) "
+          "| after (ms / image) | speed-up |")
+    print("|---|---|---|---|---|---|---|")
     for task in TASKS:
         cfg = config_lib.resolve(task, "s4d", "paper")["data"]["generate"]
         spec_cfg = {k: v for k, v in cfg.items() if not k.startswith("n_")}
-        scale = (spec_cfg["side"] // 32) ** 2
-        n_old, n_new = max(2, args.images[0] // scale), max(8, args.images[1] // scale)
+        scale = spec_cfg["side"] // 32
+        n_old, n_new = max(2, args.images[0] // scale), max(16, args.images[1] // scale)
         old, new = [], []
         for r in range(args.rounds):
             old.append(per_image(reference, spec_cfg, n_old, seed=r))
             new.append(per_image(pathfinder, spec_cfg, n_new, seed=r))
         before, after = statistics.median(old) * 1e3, statistics.median(new) * 1e3
         settings = f"{spec_cfg['contour_length']} segments, {spec_cfg['distractors']} distractors, gap {spec_cfg['gap']}"
-        print(f"| {task} | {spec_cfg['side']} | {settings} | {before:.1f} | {after:.2f} | {before / after:.0f}x |",
-              flush=True)
+        print(f"| {task} | {spec_cfg['side']} | {settings} | {n_old} / {n_new} | {before:.1f} | {after:.2f} "
+              f"| {before / after:.0f}x |", flush=True)
 
 
 if __name__ == "__main__":
