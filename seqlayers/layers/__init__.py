@@ -3,7 +3,7 @@
 ``LAYERS`` maps the names :class:`seqlayers.SequenceModel` accepts to the layer classes.
 """
 
-from .butterfly import LearnedButterfly
+from .learned_butterfly import LearnedButterfly
 from .conv_layer import ConvLayer, TiedDropout, conv_layer
 from .longconv import LongConv
 from .s4d import S4D

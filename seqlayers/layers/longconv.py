@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..kernels.longconv import LongConvKernel
-from .butterfly import LearnedButterfly
+from .learned_butterfly import LearnedButterfly
 from .conv_layer import ConvLayer, build_generator, layer_family
 
 
