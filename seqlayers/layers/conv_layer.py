@@ -75,6 +75,10 @@ class ConvLayer(nn.Module):
             :class:`~seqlayers.layers.LearnedButterfly`; None (default) for ``long_conv``. It
             conflicts with a ``backend`` other than ``"auto"`` (ValueError).
 
+    Non-finite input: the FFT backends mix every position into every frequency, so a NaN or Inf
+    at one position of a feature makes that feature's whole output NaN, earlier positions
+    included (``backend="naive"`` keeps causality for it; see :func:`seqlayers.ops.long_conv`).
+
     Example:
         >>> layer = ConvLayer(seqlayers.kernels.S4DKernel(d_model=16))
         >>> layer(torch.randn(2, 100, 16)).shape

@@ -123,3 +123,15 @@ def test_s5_gradcheck_in_float64(mode):
     params = tuple(p.detach().requires_grad_() for p in layer.parameters())
     call = lambda x, *ps: torch.func.functional_call(layer, dict(zip(names, ps)), (x,))  # noqa: E731
     assert torch.autograd.gradcheck(call, (x, *params))
+
+
+@pytest.mark.parametrize("backend, earlier_outputs_finite", [("torch", False), ("naive", True)])
+def test_a_nan_reaches_earlier_outputs_only_through_an_fft(backend, earlier_outputs_finite):
+    """The documented behaviour (README, ConvLayer, long_conv): an FFT spreads a NaN over the whole
+    row; the direct convolution keeps it causal."""
+    layer = seqlayers.S4D(H, 8, backend=backend)
+    x = torch.randn(1, 30, H)
+    x[0, 20, 0] = float("nan")
+    y = layer(x)
+    assert bool(torch.isfinite(y[:, :20]).all()) is earlier_outputs_finite
+    assert torch.isnan(y[:, 20:]).any()
