@@ -20,8 +20,8 @@ dashed (``gap``); two square markers; unmarked distractor paths; label 1 when on
 both markers. Paths keep clear of each other, so the label equals the pixel connectivity of the
 two markers. Any side from 32 to 256, seeded. It works on arrays: many images at once, many
 candidate paths per image, all candidate turns of a segment tested together
-(``benchmarks/results/pathfinder_gen_cpu.md``: 20-30x faster per image than drawing one
-segment and one pixel at a time in Python). :func:`write_release` writes its images in the
+(``benchmarks/results/pathfinder_gen_cpu.md``: about 30-40x faster per image than drawing
+one segment and one pixel at a time in Python). :func:`write_release` writes its images in the
 release layout (PNGs + metadata), so that :func:`load` can be run end to end offline::
 
     python -m benchmarks.lra.make_data --task pathfinder --out /tmp/lra --n 2000
@@ -152,22 +152,45 @@ def extend(rng: np.random.Generator, spec: PathSpec, corners_blocked: np.ndarray
     side, step, width = spec.side, spec.step, spec.thickness
     m = len(pos)
     turns = angle[:, None] + rng.uniform(-spec.max_turn, spec.max_turn, (m, tries))        # (m, T)
-    directions = np.stack([np.sin(turns), np.cos(turns)], axis=-1)                          # (m, T, 2)
-    ends = pos[:, None, :] + directions * step
+    sin, cos = np.sin(turns), np.cos(turns)
+    end_r, end_c = pos[:, 0, None] + sin * step, pos[:, 1, None] + cos * step
     # squares at most `width` pixels apart: rounded, consecutive ones touch or overlap, so a
     # stroke has no holes (the label check joins pixels within Chebyshev distance 1 at least)
     drawn = step - spec.gap
     t = np.linspace(0.0, drawn, int(math.ceil(drawn / width)) + 1)
-    points = pos[:, None, None, :] + t[:, None] * directions[:, :, None, :]               # (m, T, n, 2)
-    corner = np.floor(points + 0.5).astype(np.int64) - (width - 1) // 2                  # top-left of each square
-    fits = ((corner >= 0) & (corner + width <= side)).all(axis=(2, 3))
-    fits &= ((ends >= 0) & (ends <= side - 1)).all(axis=2)
-    flat = np.where(fits[..., None], corner[..., 0] * side + corner[..., 1], 0)           # (m, T, n)
-    fits &= ~corners_blocked[owner[:, None, None], flat].any(axis=2)
-    choice, rows = fits.argmax(axis=1), np.arange(m)
+    shift = (width - 1) // 2                                                              # top-left of each square
+    rows = np.floor(pos[:, 0, None, None] + t * sin[..., None] + 0.5).astype(np.intp) - shift   # (m, T, n)
+    cols = np.floor(pos[:, 1, None, None] + t * cos[..., None] + 0.5).astype(np.intp) - shift
+    fits = (end_r >= 0) & (end_r <= side - 1) & (end_c >= 0) & (end_c <= side - 1)
+    for i in (0, -1):       # a stroke is straight: its first and last squares are its extremes
+        fits &= (rows[..., i] >= 0) & (rows[..., i] + width <= side) & (cols[..., i] >= 0) & (cols[..., i] + width <= side)
+    flat = np.where(fits[..., None], rows * side + cols, 0)
+    # one flat lookup into the (B, side * side) map instead of a two-index gather
+    n_pixels = corners_blocked.shape[1]
+    fits &= ~np.take(corners_blocked.reshape(-1), flat + (owner * n_pixels)[:, None, None]).any(axis=2)
+    choice, index = fits.argmax(axis=1), np.arange(m)
     square = (np.arange(width)[:, None] * side + np.arange(width)[None, :]).reshape(-1)
-    pixels = (flat[rows, choice][:, :, None] + square).reshape(m, -1)
-    return fits.any(axis=1), pixels, ends[rows, choice], turns[rows, choice], directions[rows, choice]
+    pixels = (flat[index, choice][:, :, None] + square).reshape(m, -1)
+    direction = np.stack([sin[index, choice], cos[index, choice]], axis=1)
+    new_pos = np.stack([end_r[index, choice], end_c[index, choice]], axis=1)
+    return fits.any(axis=1), pixels, new_pos, turns[index, choice], direction
+
+
+def marker_fits(centers: np.ndarray, spec: PathSpec, blocked: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Markers centred on ``centers`` ``(m, 2)``: flat indices ``(m, Q)`` and ``(m,)`` bool, the
+    square lies on the image and off its image's (``owner``) forbidden pixels."""
+    flat, on_image = markers(centers, spec)
+    return flat, on_image & ~blocked[owner[:, None], flat].any(axis=1)
+
+
+def start_fits(starts: np.ndarray, spec: PathSpec, blocked: np.ndarray, corners_blocked: np.ndarray,
+               owner: np.ndarray, n_markers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start markers ``(m, Q)`` for ``starts`` ``(m, 2)``, and ``(m,)`` bool: the start's stroke
+    square is free and, where ``n_markers >= 1``, so is its marker."""
+    squares, marker_ok = marker_fits(starts, spec, blocked, owner)
+    corner = np.floor(starts + 0.5).astype(np.int64) - (spec.thickness - 1) // 2
+    free = ~corners_blocked[owner, corner[:, 0] * spec.side + corner[:, 1]]
+    return squares, free & (marker_ok | (n_markers == 0))
 
 
 def grow_paths(rng: np.random.Generator, spec: PathSpec, blocked: np.ndarray, corners_blocked: np.ndarray,
@@ -176,10 +199,13 @@ def grow_paths(rng: np.random.Generator, spec: PathSpec, blocked: np.ndarray, co
 
     Each image grows ``k`` candidate paths side by side, one segment at a time
     (:func:`extend`: ``tries`` turns of at most ``spec.max_turn`` per segment, the last
-    ``spec.gap`` pixels of a segment blank); a candidate with no fitting turn is dropped. Every
-    image keeps its first surviving candidate whose markers fit: none, at the start
-    (``n_markers[b] == 1``) or at both ends (``2``). Working on arrays of paths of many images
-    at once, instead of pixel by pixel, is what makes the generator fast.
+    ``spec.gap`` pixels of a segment blank). A candidate that finds no fitting turn (or whose
+    start marker does not fit) is replaced by a copy of a surviving candidate of the same image,
+    which then grows on with turns of its own: each image keeps ``k`` candidates, and it fails
+    only when all of them are stuck at once (the depth-first search of one path at a time,
+    done as arrays). Every image keeps its first candidate whose markers fit: none, at the start
+    (``n_markers[b] == 1``) or at both ends (``2``). Working on arrays of paths of many images at
+    once, instead of pixel by pixel, is what makes the generator fast.
 
     Args:
         blocked: ``(B, side * side)`` bool, the forbidden pixels; corners_blocked: the same
@@ -189,31 +215,52 @@ def grow_paths(rng: np.random.Generator, spec: PathSpec, blocked: np.ndarray, co
         Per image, ``(flat pixel indices with markers (repeats allowed), marker centres)``, or
         ``None`` when no candidate survived.
     """
-    owner = np.repeat(np.arange(len(blocked)), k)
-    starts, angle = random_starts(rng, spec, len(owner))
-    pos, alive, direction, pieces = starts, np.arange(len(owner)), np.zeros((len(owner), 2)), []
-    for _ in range(spec.contour_length):
-        found, pixels, pos, angle, direction = extend(rng, spec, corners_blocked, owner[alive], pos, angle, tries)
-        keep = np.flatnonzero(found)
-        alive, pos, angle, direction = alive[keep], pos[keep], angle[keep], direction[keep]
-        pieces = [piece[keep] for piece in pieces] + [pixels[keep]]
-        if not keep.size:
+    n_images, m = len(blocked), len(blocked) * k
+    owner = np.repeat(np.arange(n_images), k)            # candidates grouped by image, k each
+    starts, angle = random_starts(rng, spec, m)
+    start_squares, found = start_fits(starts, spec, blocked, corners_blocked, owner, n_markers[owner])
+    for _ in range(3):      # draw the starts on forbidden pixels again: on a crowded image, most are
+        again = np.flatnonzero(~found)
+        if not again.size:
             break
+        starts[again], angle[again] = random_starts(rng, spec, len(again))
+        start_squares[again], found[again] = start_fits(starts[again], spec, blocked, corners_blocked,
+                                                        owner[again], n_markers[owner[again]])
+    stuck = np.zeros(n_images, dtype=bool)
+    pos, direction = starts, np.zeros((m, 2))
+    segments, parents = [], []
+    for _ in range(spec.contour_length + 1):
+        # replace each stuck candidate by the first surviving one of its image
+        grid = found.reshape(n_images, k)
+        stuck |= ~grid.any(axis=1)
+        first = np.arange(n_images) * k + grid.argmax(axis=1)
+        parent = np.where(found, np.arange(m), first[owner])
+        parents.append(parent)
+        pos, angle, direction = pos[parent], angle[parent], direction[parent]
+        if len(segments) == spec.contour_length:
+            break
+        found, pixels, pos, angle, direction = extend(rng, spec, corners_blocked, owner, pos, angle, tries)
+        segments.append(pixels)
+    # trace each candidate's segments back through its parents
+    lineage, pieces = np.arange(m), []
+    for step in range(spec.contour_length, 0, -1):
+        lineage = parents[step][lineage]
+        pieces.append(segments[step - 1][lineage])
+    lineage = parents[0][lineage]
+    starts, start_squares = starts[lineage], start_squares[lineage]
     # a path ends at its last drawn pixel, before the trailing gap
     ends = pos - direction * spec.gap
-    need = n_markers[owner[alive]]
-    squares, fits = [], np.ones(len(alive), dtype=bool)
-    for which, centers in ((1, starts[alive]), (2, ends)):
-        flat, on_image = markers(centers, spec)
-        used = need >= which
-        fits &= ~used | (on_image & ~blocked[owner[alive][:, None], flat].any(axis=1))
-        squares.append(flat)
-    result: list = [None] * len(blocked)
-    for i in np.flatnonzero(fits):
-        b = int(owner[alive[i]])
-        if result[b] is None:
-            ink = [piece[i] for piece in pieces] + [square[i] for square in squares[: need[i]]]
-            result[b] = (np.concatenate(ink), [starts[alive[i]], ends[i]][: need[i]])
+    end_squares, end_ok = marker_fits(ends, spec, blocked, owner)
+    need = n_markers[owner]
+    fits = (need < 2) | end_ok
+    result: list = [None] * n_images
+    for b in np.flatnonzero(~stuck):
+        candidates = np.flatnonzero(fits[b * k : (b + 1) * k])
+        if not candidates.size:
+            continue
+        i = b * k + candidates[0]
+        ink = pieces + [start_squares, end_squares][: need[i]]
+        result[b] = (np.concatenate([piece[i] for piece in ink]), [starts[i], ends[i]][: need[i]])
     return result
 
 
