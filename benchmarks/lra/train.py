@@ -9,7 +9,12 @@
     torchrun --nproc_per_node 8 benchmarks/lra/train.py --task pathx --data-dir /data/lra
 
 Settings come from ``configs/<task>.yaml`` for the chosen ``--model`` and ``--preset``, then
-``--config FILE`` and ``--set section.key=value`` (see ``config.py``). AdamW over
+``--config FILE`` and ``--set section.key=value`` (see ``config.py``). Without ``--preset`` the
+run takes ``paper`` on a GPU and a CPU-sized preset on a CPU (:func:`choose_preset`), and says
+which and why. It prints its plan (preset, threads, data, model, steps) before training, then
+progress with the rate and the time left (``benchmarks/lra/cli.py``). Mistakes in the flags,
+the config or the data end the run before training with one line ``error: ...`` and exit code
+2 (``--debug`` or ``SEQLAYERS_DEBUG=1``: the traceback). AdamW over
 ``seqlayers.optim.param_groups`` (SSM and kernel parameters keep their own lr and weight decay
 0), linear warmup then cosine decay, validation every epoch (or ``train.eval_every`` steps),
 the best-validation weights kept (``best.pt``) and tested next to the majority-class baseline.
