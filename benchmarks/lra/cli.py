@@ -68,13 +68,12 @@ def run(main: Callable[[list[str] | None], object], argv: list[str] | None = Non
         sys.exit(130)
 
 
-def add_common_flags(parser: argparse.ArgumentParser, threads: bool = True, default_cap: int = MAX_DEFAULT_THREADS,
-                     ) -> None:
+def add_common_flags(parser: argparse.ArgumentParser, threads: bool = True) -> None:
     """``--threads N`` (when ``threads``) and ``--debug`` on ``parser``."""
     if threads:
         parser.add_argument("--threads", type=int, default=None, metavar="N",
-                            help=f"torch CPU threads (default: $OMP_NUM_THREADS if set, else "
-                                 f"min(physical cores, {default_cap}))")
+                            help="torch CPU threads (default: $OMP_NUM_THREADS if set, else the script's "
+                                 f"own choice, printed at the start, else min(physical cores, {MAX_DEFAULT_THREADS}))")
     parser.add_argument("--debug", action="store_true",
                         help=f"show Python tracebacks for user errors (also: {DEBUG_ENV}=1)")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("yaml", reason="the LRA benchmark needs PyYAML: pip install -e '.[lra]'")
 
@@ -92,12 +93,12 @@ def test_preset_is_chosen_by_device():
 
 
 def test_default_preset_run_finishes(tmp_path, capsys):
-    threads = __import__("torch").get_num_threads()
+    threads = torch.get_num_threads()
     try:
         metrics = train.main(["--task", "listops", "--device", "cpu", "--max-steps", "3", "--out", str(tmp_path),
                               *TINY])
     finally:
-        __import__("torch").set_num_threads(threads)
+        torch.set_num_threads(threads)      # train.py sets the thread count: restore it for other tests
     assert metrics["preset"] == "small" and metrics["steps"] == 3
     out = capsys.readouterr().out
     for part in ("preset: small", "threads: ", "data: listops", "model: s4d", "plan: "):
