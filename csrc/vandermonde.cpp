@@ -27,15 +27,16 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <tuple>
 #include <vector>
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-// One build runs on any x86-64 CPU: the loader picks the widest vector unit present.
-#define SEQLAYERS_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
-#else
-#define SEQLAYERS_CLONES
+#if defined(__GNUC__) && defined(__x86_64__)
+// One build runs on any x86-64 CPU: each tile kernel is compiled for AVX-512, for AVX2 + FMA and
+// for the baseline, each with tiles of its own vector width, and the widest the CPU has is called.
+#define SEQLAYERS_X86_VERSIONS 1
 #endif
 
 namespace seqlayers {
@@ -47,18 +48,21 @@ constexpr int64_t MAX_BLOCK = 512;    // longest block of positions (fine powers
 constexpr int64_t ANCHOR_EVERY = 32;  // steps between exact re-anchorings of a power sequence
 constexpr int64_t QB = 4;             // forward: blocks computed together
 
-// A register tile: 64 bytes of R, as GCC/Clang vector types (split into halves or quarters where
-// the CPU's vectors are narrower) or a plain array elsewhere.
-template <typename R>
+// A register tile: `Bytes` bytes of R, as a GCC/Clang vector type (a plain array elsewhere). The
+// kernels keep 8 accumulator tiles and about 6 operand tiles live, so a tile is one vector
+// register of the target: 64 bytes needs AVX-512's 32 registers, and on AVX2 (16 registers of 32
+// bytes) 64-byte tiles would take two registers each and spill in the inner loop.
+template <typename R, int64_t Bytes>
 struct Tile {
-  static constexpr int64_t lanes = 64 / sizeof(R);
+  static constexpr int64_t lanes = Bytes / sizeof(R);
 #if defined(__GNUC__)
-  typedef R type __attribute__((vector_size(64)));
+  typedef R type __attribute__((vector_size(Bytes)));
 #else
   struct type {
     R x[lanes];
     type& operator+=(const type& o) { for (int64_t i = 0; i < lanes; ++i) x[i] += o.x[i]; return *this; }
     friend type operator*(R a, const type& o) { type t; for (int64_t i = 0; i < lanes; ++i) t.x[i] = a * o.x[i]; return t; }
+    friend type operator+(const type& a, const type& o) { type t = a; t += o; return t; }
   };
 #endif
   static type load(const R* p) {
@@ -73,6 +77,8 @@ struct Tile {
     return t;
   }
 };
+
+constexpr int64_t WIDEST_TILE = 64;  // bytes: block lengths and mode padding are multiples of two tiles
 
 // Block length T for L positions: about 2 sqrt(L) (tables of N * T numbers per row against N * L
 // of work), a power of two in [64, MAX_BLOCK], so a multiple of every tile width.
@@ -152,11 +158,11 @@ struct RowTables {
 };
 
 // out[qb * T + r] = sum_n a[qb][n] * re[n][r] + b[qb][n] * im[n][r] for r < T, qb < QB.
-template <typename R>
-SEQLAYERS_CLONES void forward_tile(const R* __restrict__ a, const R* __restrict__ b,
-                                   const R* __restrict__ re, const R* __restrict__ im,
-                                   int64_t modes, int64_t T, R* __restrict__ out) {
-  using V = Tile<R>;
+template <typename R, int64_t Bytes>
+inline __attribute__((always_inline)) void forward_tile_body(const R* __restrict__ a, const R* __restrict__ b,
+                                                             const R* __restrict__ re, const R* __restrict__ im,
+                                                             int64_t modes, int64_t T, R* __restrict__ out) {
+  using V = Tile<R, Bytes>;
   constexpr int64_t W = V::lanes;
   for (int64_t r0 = 0; r0 < T; r0 += 2 * W) {
     typename V::type acc[QB][2];
@@ -177,14 +183,14 @@ SEQLAYERS_CLONES void forward_tile(const R* __restrict__ a, const R* __restrict_
   }
 }
 
-// For modes n < padded (a multiple of 2 * Tile<R>::lanes): s1[n] = sum_r g1[r] z_n^r and
+// For modes n < padded (a multiple of two of the widest tiles): s1[n] = sum_r g1[r] z_n^r and
 // s2[n] = sum_r g2[r] z_n^r, complex results as (re, im) planes; the tables are laid out [r][n].
-template <typename R>
-SEQLAYERS_CLONES void backward_tile(const R* __restrict__ g1, const R* __restrict__ g2,
-                                    const R* __restrict__ re, const R* __restrict__ im,
-                                    int64_t padded, int64_t T, R* __restrict__ s1re, R* __restrict__ s1im,
-                                    R* __restrict__ s2re, R* __restrict__ s2im) {
-  using V = Tile<R>;
+template <typename R, int64_t Bytes>
+inline __attribute__((always_inline)) void backward_tile_body(
+    const R* __restrict__ g1, const R* __restrict__ g2, const R* __restrict__ re, const R* __restrict__ im,
+    int64_t padded, int64_t T, R* __restrict__ s1re, R* __restrict__ s1im, R* __restrict__ s2re,
+    R* __restrict__ s2im) {
+  using V = Tile<R, Bytes>;
   constexpr int64_t W = V::lanes;
   for (int64_t n0 = 0; n0 < padded; n0 += 2 * W) {
     typename V::type acc[4][2];
@@ -207,6 +213,81 @@ SEQLAYERS_CLONES void backward_tile(const R* __restrict__ g1, const R* __restric
       V::store(s2im + n0 + h * W, acc[3][h]);
     }
   }
+}
+
+// The tile kernels for each x86 vector unit, and the choice among them (made once per process).
+#define SEQLAYERS_TILE_VERSIONS(name, params, args)                                                \
+  template <typename R>                                                                            \
+  __attribute__((target("avx512f"))) void name##_avx512 params { name##_body<R, 64> args; }        \
+  template <typename R>                                                                            \
+  __attribute__((target("avx2,fma"))) void name##_avx2 params { name##_body<R, 32> args; }         \
+  template <typename R>                                                                            \
+  void name##_base params { name##_body<R, 16> args; }
+
+enum class Isa { base, avx2, avx512 };
+
+// The widest vector unit of the CPU, or a narrower one named by $SEQLAYERS_NATIVE_ISA
+// ("base", "avx2"), so that every version can be tested on one machine.
+Isa vector_unit() {
+#ifdef SEQLAYERS_X86_VERSIONS
+  static const Isa isa = [] {
+    Isa widest = __builtin_cpu_supports("avx512f")                                   ? Isa::avx512
+                 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::avx2
+                                                                                    : Isa::base;
+    const char* asked = std::getenv("SEQLAYERS_NATIVE_ISA");
+    const std::string name = asked ? asked : "";
+    const Isa wanted = name == "base" ? Isa::base : name == "avx2" ? Isa::avx2 : Isa::avx512;
+    return std::min(widest, wanted);
+  }();
+  return isa;
+#else
+  return Isa::base;
+#endif
+}
+
+const char* vector_unit_name() {
+  switch (vector_unit()) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "base";
+  }
+}
+
+#ifdef SEQLAYERS_X86_VERSIONS
+SEQLAYERS_TILE_VERSIONS(forward_tile,
+                        (const R* a, const R* b, const R* re, const R* im, int64_t modes, int64_t T, R* out),
+                        (a, b, re, im, modes, T, out))
+SEQLAYERS_TILE_VERSIONS(backward_tile,
+                        (const R* g1, const R* g2, const R* re, const R* im, int64_t padded, int64_t T,
+                         R* s1re, R* s1im, R* s2re, R* s2im),
+                        (g1, g2, re, im, padded, T, s1re, s1im, s2re, s2im))
+#endif
+
+template <typename R>
+void forward_tile(const R* a, const R* b, const R* re, const R* im, int64_t modes, int64_t T, R* out) {
+#ifdef SEQLAYERS_X86_VERSIONS
+  switch (vector_unit()) {
+    case Isa::avx512: return forward_tile_avx512<R>(a, b, re, im, modes, T, out);
+    case Isa::avx2: return forward_tile_avx2<R>(a, b, re, im, modes, T, out);
+    default: return forward_tile_base<R>(a, b, re, im, modes, T, out);
+  }
+#else
+  forward_tile_body<R, 16>(a, b, re, im, modes, T, out);
+#endif
+}
+
+template <typename R>
+void backward_tile(const R* g1, const R* g2, const R* re, const R* im, int64_t padded, int64_t T, R* s1re,
+                   R* s1im, R* s2re, R* s2im) {
+#ifdef SEQLAYERS_X86_VERSIONS
+  switch (vector_unit()) {
+    case Isa::avx512: return backward_tile_avx512<R>(g1, g2, re, im, padded, T, s1re, s1im, s2re, s2im);
+    case Isa::avx2: return backward_tile_avx2<R>(g1, g2, re, im, padded, T, s1re, s1im, s2re, s2im);
+    default: return backward_tile_base<R>(g1, g2, re, im, padded, T, s1re, s1im, s2re, s2im);
+  }
+#else
+  backward_tile_body<R, 16>(g1, g2, re, im, padded, T, s1re, s1im, s2re, s2im);
+#endif
 }
 
 void check_inputs(const at::Tensor& v, const at::Tensor& z) {
@@ -263,7 +344,7 @@ void backward_impl(const at::Tensor& v, const at::Tensor& z, const at::Tensor& g
                    bool need_z, at::Tensor& grad_v, at::Tensor& grad_z) {
   const int64_t P = v.size(0), M = v.size(1), N = v.size(2), L = grad.size(2);
   const int64_t T = block_length(L), Q = (L + T - 1) / T;
-  const int64_t block = 2 * Tile<R>::lanes;
+  const int64_t block = 2 * WIDEST_TILE / static_cast<int64_t>(sizeof(R));
   const int64_t padded = (N + block - 1) / block * block;
   const auto* vp = reinterpret_cast<const std::complex<R>*>(v.data_ptr());
   const auto* zp = reinterpret_cast<const std::complex<R>*>(z.data_ptr());
@@ -344,9 +425,14 @@ std::tuple<at::Tensor, at::Tensor> vandermonde_backward(const at::Tensor& v, con
 
 TORCH_LIBRARY_FRAGMENT(seqlayers, m) {
   m.def("native_vandermonde_forward(Tensor v, Tensor z, int L) -> Tensor");
+  m.def("native_vector_unit() -> str");
   m.def(
       "native_vandermonde_backward(Tensor v, Tensor z, Tensor grad, bool need_v, bool need_z)"
       " -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(seqlayers, CatchAll, m) {
+  m.impl("native_vector_unit", []() { return std::string(vector_unit_name()); });
 }
 
 TORCH_LIBRARY_IMPL(seqlayers, CPU, m) {

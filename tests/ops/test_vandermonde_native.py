@@ -165,3 +165,33 @@ def test_failed_build_falls_back_on_auto_and_raises_when_asked(broken_library):
     log = str(error.value).split("full compiler output: ")[1].split(";")[0]
     assert "deliberately broken" in open(log).read()
     assert "SEQLAYERS_NATIVE=0" in str(error.value)
+
+
+_ISA_CHECK = """
+import torch
+from seqlayers.ops import vandermonde
+torch.manual_seed(0)
+v = torch.randn(2, 3, 37, dtype=torch.complex64)
+z = torch.exp(torch.complex(-0.01 * torch.rand(3, 37), torch.randn(3, 37)))
+out = vandermonde(v, z, 1000, backend="native")
+want = vandermonde(v.to(torch.complex128), z.to(torch.complex128), 1000, backend="naive")
+err = float((out.double() - want).norm() / want.norm())
+print(torch.ops.seqlayers.native_vector_unit(), err)
+"""
+
+
+@pytest.mark.parametrize("isa", ["base", "avx2", "avx512"])
+def test_every_vector_unit_version_matches_the_oracle(built, isa):
+    """Each x86 version of the tile kernels (vector widths 16, 32, 64 bytes), chosen by
+    $SEQLAYERS_NATIVE_ISA in a fresh process, capped at what the CPU has."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SEQLAYERS_NATIVE_ISA=isa)
+    done = subprocess.run([sys.executable, "-c", _ISA_CHECK], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    unit, err = done.stdout.split()
+    order = ["base", "avx2", "avx512"]
+    assert order.index(unit) <= order.index(isa)
+    assert float(err) <= FP32_TOL
