@@ -2,8 +2,8 @@
 
     python benchmarks/lra/train.py --task listops --preset smoke                  # generated data, CPU
     python benchmarks/lra/train.py --task digits --model sgconv --preset small --out runs/digits
-    python benchmarks/lra/train.py --task image --model s5 --data-dir /data/lra --out runs/image
-    python benchmarks/lra/train.py --task image --model s5 --data-dir /data/lra --out runs/image --resume
+    python benchmarks/lra/train.py --task image --model s5 --preset paper --data-dir /data/lra --out runs/image
+    python benchmarks/lra/train.py --task image --model s5 --preset paper --data-dir /data/lra --out runs/image --resume
     python benchmarks/lra/train.py --task listops --pretrain --out runs/spt      # self-pretraining
     python benchmarks/lra/train.py --task listops --init-from runs/spt/best.pt --out runs/ft
     torchrun --nproc_per_node 8 benchmarks/lra/train.py --task pathx --data-dir /data/lra
