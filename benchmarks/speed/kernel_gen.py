@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from machine import describe  # benchmarks/speed/machine.py, beside this script
+
 
 def _current_rss_bytes() -> int:
     with open("/proc/self/statm") as f:
@@ -113,7 +115,7 @@ def main() -> None:
             print(f"native backend unavailable: {reason}")
             args.backends = [b for b in args.backends if b != "native"]
     head = (f"vandermonde (S4D kernel generation), H={args.H}, N={args.N} ({args.N // 2} complex modes), "
-            f"complex64 -> float32, {args.device}, {args.threads} CPU thread(s), median of {args.repeats}")
+            f"complex64 -> float32, {args.device}, median of {args.repeats}; {describe(args.threads)}")
     cols = "| L | pass | backend | ms | time / torch | peak MiB | output MiB | peak / output |"
     lines = [head, "", cols, "|" + "---|" * 8]
     print("\n".join(lines), flush=True)

@@ -1,15 +1,14 @@
 """Speed of ``linear_scan`` backends against the sequential loop and against conv mode.
 
 The recurrence ``h_t = a * h_{t-1} + b_t`` with a time-invariant decay ``a`` (one per state, as in
-S5) is computed five ways:
+S5, passed as the shared decay ``(1, 1, P)`` the S5 layer passes) is computed five ways:
 
 * ``loop``: the ``"naive"`` backend, one Python step per position (only for L <= 4096);
 * ``torch``: the blocked pure-PyTorch scan;
 * ``native``: the C++ kernels (CPU only; built here if needed, "-" when they cannot be);
 * ``triton``: the Triton kernels (CUDA only; "-" elsewhere);
-* ``conv``: conv mode, ``h[:, :, p] = conv(b[:, :, p], a_p ** l)``, with the modal kernel built by
-  ``seqlayers.ops.vandermonde`` and convolved by ``seqlayers.ops.long_conv`` (complex states as
-  real and imaginary parts: four real convolutions in two calls).
+* ``conv``: the ``"conv"`` backend (S5's conv mode), ``h[:, :, p] = conv(b[:, :, p], a_p ** l)``
+  through ``seqlayers.ops.long_conv`` (complex states as four real convolutions).
 
 Times are the best of ``--repeats`` runs after a warm-up, forward ("fwd") and forward plus
 backward ("f+b", with gradients for ``a`` and ``b``). Ratios are time / time of ``torch``: above 1
@@ -25,57 +24,24 @@ Prints one Markdown table; without ``--quick`` it also writes it to
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
+from machine import describe  # benchmarks/speed/machine.py, beside this script
 
 import seqlayers
 from seqlayers import _native
-from seqlayers.ops import linear_scan, long_conv, vandermonde
+from seqlayers.ops import linear_scan
 
 LOOP_MAX_L = 4096
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def machine(device: str) -> str:
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    text = f"{cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    text += f" (load average now: {load})"
-    if device == "cuda":
-        text += f", {torch.cuda.get_device_name()}"
-    return text
-
-
-def conv_mode(a_state: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``h_t = a * h_{t-1} + b_t`` as a causal convolution with the kernel ``a ** l``.
-
-    a_state: complex ``(P,)``; b: complex ``(B, L, P)``; returns complex ``(B, L, P)``.
-    """
-    B, L, P = b.shape
-    z = a_state.unsqueeze(-1)  # (P, 1): one mode per state
-    half = torch.full_like(z, 0.5)
-    kernel_re = vandermonde(half, z, L)  # 2 Re(z^l / 2) = Re(a^l), (P, L)
-    kernel_im = vandermonde(-1j * half, z, L)  # Im(a^l)
-    u = torch.cat([b.real, b.imag], dim=2).transpose(1, 2)  # (B, 2P, L)
-    by_re = long_conv(u, torch.cat([kernel_re, kernel_re]))
-    by_im = long_conv(u, torch.cat([kernel_im, kernel_im]))
-    h_re = by_re[:, :P] - by_im[:, P:]
-    h_im = by_im[:, :P] + by_re[:, P:]
-    return torch.complex(h_re, h_im).transpose(1, 2)
+    text = f"{describe(torch.get_num_threads())}, torch {torch.__version__}"
+    return text + (f", {torch.cuda.get_device_name()}" if device == "cuda" else "")
 
 
 def make_problem(B: int, L: int, P: int, device: str, seed: int = 0):
@@ -102,10 +68,10 @@ def best_time(fn, repeats: int, device: str) -> float:
 
 
 def methods(device: str) -> dict:
-    def scan(backend):
-        return lambda a_state, b: linear_scan(a_state.expand_as(b), b, backend=backend)
+    def scan(backend):  # the shared decay (1, 1, P), as the S5 layer passes it
+        return lambda a_state, b: linear_scan(a_state.view(1, 1, -1), b, backend=backend)
 
-    out = {"loop": scan("naive"), "torch": scan("torch"), "conv": conv_mode}
+    out = {"loop": scan("naive"), "torch": scan("torch"), "conv": scan("conv")}
     if "triton" in seqlayers.ops.available_backends("linear_scan") and device == "cuda":
         out["triton"] = scan("triton")
     if device == "cpu" and _native.LIBRARY.load(build=True)[0]:
@@ -189,7 +155,7 @@ def main() -> None:
             "Times of the `torch` backend in ms; other columns are time / time of `torch` "
             "(above 1: slower). `loop` is the `naive` backend, run only for L <= 4096; "
             "`native` is the C++ backend; "
-            "`conv` is conv mode (vandermonde kernel + `long_conv`, torch backend); "
+            "`conv` is the `conv` backend (S5's conv mode: `long_conv`, torch backend); "
             "\"-\": not run.\n\n"
             f"Produced by `python benchmarks/speed/scan.py {' '.join(sys.argv[1:])}`.\n\n{table}\n"
         )

@@ -24,12 +24,15 @@ def shift(x: Tensor, reverse: bool, fill: Tensor) -> Tensor:
 def adjoint(scan: Callable, grad_h: Tensor, a: Tensor, h0: Tensor | None, h: Tensor, reverse: bool,
             needs: list[bool]) -> tuple[Tensor | None, Tensor, Tensor | None]:
     """``(grad_a, grad_b, grad_h0)`` of a scan in direction ``reverse`` whose states are ``h``;
-    ``scan(a, b, h0, reverse)`` computes the adjoint (differentiable or not)."""
+    ``scan(a, b, h0, reverse)`` computes the adjoint (differentiable or not). ``a`` is ``(B, L,
+    P)`` or one shared decay ``(1, 1, P)``; ``grad_a`` has ``h``'s shape either way."""
     zeros = torch.zeros_like(a[:, :1])
-    lam = scan(shift(a.conj_physical(), not reverse, zeros), grad_h, None, not reverse)
+    # a_{t+1} (a_{t-1} in reverse) for lam_t; a shared decay (1, 1, P) is the same at every step
+    decay = a.conj_physical() if a.shape[1] == 1 else shift(a.conj_physical(), not reverse, zeros)
+    lam = scan(decay, grad_h, None, not reverse)
     grad_a = grad_h0 = None
     if needs[0]:
-        first = zeros if h0 is None else h0.conj_physical().unsqueeze(1)
+        first = torch.zeros_like(h[:, :1]) if h0 is None else h0.conj_physical().unsqueeze(1)
         grad_a = lam * shift(h.conj_physical(), reverse, first)
     if needs[2] and h0 is not None:
         start = -1 if reverse else 0
