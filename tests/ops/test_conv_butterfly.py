@@ -352,6 +352,7 @@ def test_device_shared_memory_is_read_from_torch_or_triton(monkeypatch):
 
 def test_a_100kb_device_gets_the_outer_pass_not_a_launch_failure(monkeypatch):
     """With 99 KB per block, N = 4096 is 16 x 256 through global memory, not a 128 KB kernel."""
+    monkeypatch.setattr(butterfly, "_SPILL_FREE", NO_SPILL_CAPS)  # shared memory alone
     monkeypatch.setattr(butterfly, "_smem_per_block", lambda device: 99 * 1024)
     assert butterfly._plan(4096, butterfly.one_pass_limit(99 * 1024)) == (16, 256)
     u, k = torch.zeros(1, 1, 70000, device=DEVICE), torch.zeros(1, 61074, device=DEVICE)
@@ -367,9 +368,45 @@ def test_outer_size_limited_by_shared_memory(monkeypatch):
     """At 48 KB per block the outer passes of 64 (68 KB) do not fit: largest N is 32 x 1024."""
     assert butterfly._max_outer(None) == butterfly._max_outer(68 * 1024) == 64
     assert butterfly._max_outer(48 * 1024) == 32 and butterfly.max_size(48 * 1024) == 32768
+    monkeypatch.setattr(butterfly, "_SPILL_FREE", NO_SPILL_CAPS)  # shared memory alone
     monkeypatch.setattr(butterfly, "_smem_per_block", lambda device: 48 * 1024)
     u, k = torch.zeros(1, 1, 20000, device=DEVICE), torch.zeros(1, 12770, device=DEVICE)
     assert butterfly._device_plan(u.device, 32768) == (32, 1024)
     assert supports(u, k[:, :12769])[0]  # L + Lk - 1 = 32768
     ok, reason = supports(u, k)
     assert not ok and "largest size 32768" in reason and "at most 32 times" in reason
+
+
+NO_SPILL_CAPS = dict.fromkeys(butterfly.PRECISIONS, (butterfly._MAX_ONE_PASS, butterfly._MAX_OUTER))
+"""``butterfly._SPILL_FREE`` with no cap, for the tests of the shared-memory limits alone."""
+
+
+@pytest.mark.parametrize("dtype, env, total, sizes", [
+    (torch.float32, None, 256, (1, 256)),
+    (torch.float32, None, 257, (16, 256)),  # "ieee": one pass only up to 256, padded to 16 x 256
+    (torch.float32, None, 4096, (16, 256)),
+    (torch.float32, None, 4097, None),  # beyond 16 x 256: refused, "auto" takes "fft"
+    (torch.bfloat16, None, 2048, (1, 2048)),  # "tf32"
+    (torch.bfloat16, None, 131072, (64, 2048)),
+    (torch.float32, "tf32x3", 512, (1, 512)),
+    (torch.float32, "tf32x3", 16384, (32, 512)),
+    (torch.float32, "tf32x3", 16385, None),
+])
+def test_on_a_gpu_the_planner_stays_where_kernels_do_not_spill(monkeypatch, dtype, env, total, sizes):
+    """``_SPILL_FREE`` (measured by tests/aot with ptxas) caps the sizes per dot precision on a
+    GPU, whatever its shared memory allows (227 KB here)."""
+    from seqlayers.errors import Unsupported
+    from seqlayers.ops.conv.call import ConvCall
+
+    monkeypatch.setattr(butterfly, "_smem_per_block", lambda device: 227 * 1024)
+    if env:
+        monkeypatch.setenv(butterfly.PRECISION_ENV, env)
+    call = ConvCall(2, 3, total, 1, dtype, dtype, None, torch.device(DEVICE))
+    if sizes is None:
+        with pytest.raises(Unsupported, match="do not spill"):
+            butterfly.plan.__wrapped__(call, False)
+        return
+    p = butterfly.plan.__wrapped__(call, False)
+    assert (p.n_outer, p.n_inner) == sizes
+    assert p.n_inner <= butterfly._SPILL_FREE[p.precision_u][0]
+    assert p.n_outer <= max(1, butterfly._SPILL_FREE[p.precision_u][1])

@@ -68,6 +68,12 @@ Design:
   small for the outer passes of 64 gets a smaller largest size. Off-GPU (the interpreter) the
   limit is ``_MAX_ONE_PASS``. Launches use ``num_stages=1``: software pipelining would
   multi-buffer the DFT tables loaded in the batch loop (over 224 KB at 64x64).
+* **No register spills.** On a GPU the planner also keeps the one-pass (inner) size and the outer
+  size within :data:`_SPILL_FREE`, per dot precision: the largest whose kernels compile without
+  spills (``ptxas -v``, sm_80/86/90, gated by ``tests/aot``). The 64 x 64 products spilled up to
+  130 KB per thread, and fp32 (``"ieee"``) dots spill from 512 on, so float32 results take one
+  pass up to 256 and the outer path up to 16 x 256 = 4096 (``"tf32x3"``: 512, 32 x 512; TF32:
+  2048, 64 x 2048); longer calls are refused and ``"auto"`` hands them to ``"fft"``.
 * **Precision.** ``input_precision`` of the dots, by default chosen per result from the dtype it
   is returned in (``y`` and ``du``: ``u``'s, ``dk``: ``k``'s): ``"ieee"`` for float32 (plain
   float32 FMAs, within float32 FFT error, about 5e-7 relative RMS on both paths), ``"tf32"`` for
@@ -132,6 +138,17 @@ both were checked, and the sm_80 compiles checked need the same or less)."""
 _SMEM_KB_OUTER = {16: 34, 32: 40, 64: 68}
 """Shared memory (KB) of the outer passes (forward and inverse, every variant) at outer size
 ``NO``, tile ``(NO, 4096 / NO)``, measured as :data:`_SMEM_KB`."""
+
+_SPILL_FREE = {"ieee": (256, 16), "tf32": (2048, 64), "tf32x3": (512, 32)}
+"""Per dot precision: the largest one-pass (and inner) FFT size and the largest outer DFT size
+whose kernels compile without register spills for sm_80, sm_86 and sm_90 (``ptxas -v``, checked
+by ``tests/aot``; numbers in ``benchmarks/results/kernels_resources.md``). Beyond them the
+``(64, 64)`` complex products do not fit in registers (the float32 FMA dots of ``"ieee"`` hold
+whole rows and columns of both operands per thread; ``"tf32x3"`` splits each operand in two),
+and spills reached 130 KB per thread. The planner stays within them on a GPU (not under the
+interpreter, which has no registers): float32 results (``"ieee"``) get one pass up to 256 and
+the outer path up to ``16 x 256 = 4096``, ``"tf32x3"`` up to 512 and ``32 x 512``, TF32 up to
+2048 and ``64 x 2048``; longer calls go to ``"fft"``."""
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 """Accepted values of ``input_precision`` (those Triton 3.6 to 3.9 all understand)."""
@@ -224,6 +241,11 @@ def _plan(total: int, limit: int, max_outer: int = _MAX_OUTER) -> tuple[int, int
     n = max(n, _MIN_OUTER * _MIN_SIZE)
     n_outer = max(_MIN_OUTER, n // limit)
     return (n_outer, n // n_outer) if n_outer <= max_outer else None
+
+
+def _spill_free(precisions) -> tuple[int, int]:
+    """``(largest one-pass size, largest outer size)`` without spills for every precision given."""
+    return (min(_SPILL_FREE[p][0] for p in precisions), min(_SPILL_FREE[p][1] for p in precisions))
 
 
 def _device_plan(device: torch.device, total: int) -> tuple[int, int] | None:
@@ -574,24 +596,30 @@ def plan(call: ConvCall, auto: bool) -> ButterflyPlan:
     if requested is not None and requested not in PRECISIONS:
         raise Unsupported(f"${PRECISION_ENV}={requested!r} is not one of {PRECISIONS}")
     smem = _smem_per_block(call.device)
+    precisions = (_precision(requested, call.dtype), _precision(requested, call.kernel_dtype))
     limit = one_pass_limit(smem)
     if limit == 0:
         raise Unsupported(f"the device has {smem // 1024} KB of shared memory per block, less than the "
                           f"{_smem_need(_MIN_SIZE) // 1024} KB the smallest butterfly kernel needs; "
                           "use backend='fft' or backend='torch'")
-    sizes = _plan(call.total, limit, _max_outer(smem))
+    max_outer = _max_outer(smem)
+    if smem is not None:  # compiled: stay where kernels do not spill (the interpreter has no registers)
+        spill_limit, spill_outer = _spill_free(precisions)
+        limit, max_outer = min(limit, spill_limit), min(max_outer, spill_outer)
+    sizes = _plan(call.total, limit, max_outer)
     if sizes is None:
         raise Unsupported(f"L + Lk - 1 = {call.total} needs an FFT of size {_fft_size(call.total)}, above "
-                          f"the butterfly backend's largest size {max_size(smem)} (outer DFT of at most "
-                          f"{_max_outer(smem)} times its one-pass limit {limit} on this device); use "
-                          "backend='fft' or backend='torch'")
+                          f"the butterfly backend's largest size {max_outer * limit} (outer DFT of at most "
+                          f"{max_outer} times its one-pass limit {limit} on this device with "
+                          f"{'/'.join(dict.fromkeys(precisions))} dots, the largest that do not spill "
+                          "registers); use backend='fft' or backend='torch'")
     n_outer, n_inner = sizes
     B, H = call.batch, call.features
     per_program, groups = split_work((B + 1) // 2, 1, H, call.device)
     chunks = tuple((b0, b1, *split_work((b1 - b0 + 1) // 2, 1, H * n_outer, call.device))
                    for b0, b1 in _batch_chunks(B, H, n_outer * n_inner)) if n_outer > 1 else ()
     return ButterflyPlan(n_outer, n_inner, *monarch_factors(n_inner), per_program, groups, chunks,
-                         _precision(requested, call.dtype), _precision(requested, call.kernel_dtype))
+                         *precisions)
 
 
 @functools.lru_cache(maxsize=None)
