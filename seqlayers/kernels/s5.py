@@ -22,27 +22,41 @@ from .s4d import _check_disc, discretize
 
 C_INITS = ("lecun", "trunc_standard", "complex_normal")
 CLIP_RE = -1e-4
+TRUNC_STD = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
 
 
 def _initial_modes(
-    d_state: int, blocks: int, init: str, conj_sym: bool, ptd_eps: float
-) -> tuple[Tensor, Tensor, Tensor, int]:
-    """``Lambda (P',)``, ``V (n, P')``, ``V^-1 (P', n)`` (complex128) and ``n``, the rows of B.
+    d_state: int, blocks: int, init: str, conj_sym: bool, ptd_eps: float | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``Lambda (P',)``, ``V (P, P')`` and ``V^-1 (P', P)``, complex128.
 
-    Without conjugate symmetry ``P' = n = P``. With it, ``P' = P/2``: for ``legs``/``lin``/``inv``
-    the blocks of size ``P/J`` are closed under conjugation and one mode of each pair is kept
-    (``n = P``, ``2 Re`` restores the other); for ``ptd`` the perturbation is complex, so no pairs
-    exist, and each block instead holds the PTD of HiPPO-LegS of size ``P/(2J)`` (``n = P/2``),
-    whose ``2 Re`` output realizes ``A + E`` together with its conjugate.
+    ``J`` blocks of size ``P/J`` (:func:`seqlayers.init.s5_block_init`). Without conjugate
+    symmetry ``P' = P``. With it, every block's spectrum consists of conjugate pairs (for ``ptd``
+    the perturbation is real and asked for ``pairs``), and the mode with positive imaginary part of
+    each pair is kept with its column of ``V`` and row of ``V^-1``: ``P' = P/2`` and ``2 Re``
+    restores the dropped conjugates exactly, as in S5 (``lin`` has one real mode per block, kept
+    once, as S4D-Lin does).
     """
-    if conj_sym and init == "ptd":
-        Lambda, V, Vinv = s5_block_init(d_state // 2, blocks, "ptd", eps=ptd_eps)
-        return Lambda, V, Vinv, d_state // 2
-    Lambda, V, Vinv = s5_block_init(d_state, blocks, init, eps=ptd_eps)
+    Lambda, V, Vinv = s5_block_init(d_state, blocks, init, eps=ptd_eps, pairs=conj_sym)
     if conj_sym:
-        keep = torch.argsort(-Lambda.imag, stable=True)[: d_state // 2]
+        # the P/2 largest imaginary parts, in block order (S4D-Lin's mode 0 is real: its twin is dropped)
+        keep = torch.argsort(-Lambda.imag, stable=True)[: d_state // 2].sort().values
         Lambda, V, Vinv = Lambda[keep], V[:, keep], Vinv[keep]
-    return Lambda, V, Vinv, d_state
+    return Lambda, V, Vinv
+
+
+def _initial_C(channels: int, H: int, P: int, C_init: str) -> Tensor:
+    """``C (channels, H, P)`` complex128 before the change of basis ``C_tilde = C V``.
+
+    ``lecun``: real and imaginary parts ``N(0, 1/P)``; ``trunc_standard``: each part a standard
+    normal truncated to ``[-2, 2]``, rescaled to variance ``1/P`` (the truncated normal of
+    variance one has std 0.87962566 before rescaling). Both as the reference S5 (fan-in ``P``).
+    """
+    parts = torch.randn(2, channels, H, P, dtype=torch.float64)
+    if C_init == "trunc_standard":
+        parts = nn.init.trunc_normal_(parts, a=-2.0, b=2.0) / TRUNC_STD
+    parts = parts / math.sqrt(P)
+    return torch.complex(parts[0], parts[1])
 
 
 class S5Kernel(KernelGenerator):
@@ -50,8 +64,8 @@ class S5Kernel(KernelGenerator):
 
     Parameters: ``Lambda_re, Lambda_im (P',)``, ``log_step (P',)`` (one step size per state,
     ``log_step ~ U[log dt_min, log dt_max]``), ``B (P', H)`` complex (stored as real pairs,
-    ``B_tilde = V^-1 B`` with ``B`` LeCun normal), ``C (channels, H, P')`` complex
-    (``C_tilde = C V``). ``Lambda``, ``log_step`` and ``B`` carry the hint ``lr``, weight decay 0.
+    ``B_tilde = V^-1 B`` with ``B (P, H)`` LeCun normal, fan-in ``P``: std ``1/sqrt(P)``),
+    ``C (channels, H, P')`` complex (``C_tilde = C V`` with ``C (channels, H, P)`` complex). ``Lambda``, ``log_step`` and ``B`` carry the hint ``lr``, weight decay 0.
 
     Discretization (per state): ``zoh``: ``Lambda_bar = exp(dt Lambda)``,
     ``B_bar = (Lambda_bar - 1) / Lambda * B_tilde``; ``bilinear`` as in S4D. Output
@@ -65,17 +79,20 @@ class S5Kernel(KernelGenerator):
         d_model: ``H``.
         d_state: ``P``, the number of complex states (even with ``conj_sym``).
         channels: output projections ``C`` (2 for a bidirectional layer: forward and backward).
-        blocks: ``J``; ``P`` (``P/2`` with ``conj_sym``) split in ``J`` equal blocks.
+        blocks: ``J``; ``P`` split in ``J`` equal blocks of size ``P/J``, each initialized from
+            HiPPO-LegS of size ``P/J`` (``conj_sym`` then keeps one mode of each conjugate pair).
         init: ``"ptd"`` (default), ``"legs"``, ``"lin"`` or ``"inv"``; see
             :func:`seqlayers.init.s5_block_init`.
-        ptd_eps: relative size of the PTD perturbation.
-        conj_sym: keep ``P/2`` modes and output ``2 Re`` (see :func:`_initial_modes` for ``ptd``).
+        ptd_eps: relative size of the PTD perturbation; None (default):
+            :func:`seqlayers.init.ptd_eps` of the block size (the released sizes).
+        conj_sym: keep ``P/2`` modes (one of each conjugate pair) and output ``2 Re``.
         disc: ``"zoh"`` (default) or ``"bilinear"``.
         dt_min, dt_max: range of the initial step sizes (log-uniform).
         clip_eigs: clamp ``Re(Lambda) <= -1e-4`` in every use.
-        C_init: ``"lecun"`` (``C ~ N(0, 1/P)``), ``"trunc_standard"`` (standard normal truncated
-            to ``[-2, 2]``), both real and mapped by ``V``; or ``"complex_normal"`` (``C_tilde``
-            drawn directly, ``CN(0, 1)``).
+        C_init: ``"lecun"`` (complex ``C``, each part ``N(0, 1/P)``), ``"trunc_standard"`` (each
+            part a normal truncated to two standard deviations, variance ``1/P``), both mapped
+            by ``V`` as in the reference S5; or ``"complex_normal"`` (``C_tilde`` drawn
+            directly, ``CN(0, 1)``).
         lr: learning-rate hint for ``Lambda``, ``log_step`` and ``B`` (None: no hint).
 
     Example:
@@ -96,7 +113,7 @@ class S5Kernel(KernelGenerator):
         channels: int = 1,
         blocks: int = 8,
         init: str = "ptd",
-        ptd_eps: float = 0.05,
+        ptd_eps: float | None = None,
         conj_sym: bool = True,
         disc: str = "zoh",
         dt_min: float = 1e-3,
@@ -128,15 +145,14 @@ class S5Kernel(KernelGenerator):
         self.d_state, self.blocks, self.init, self.disc = d_state, blocks, init, disc
         self.conj_sym, self.clip_eigs = conj_sym, clip_eigs
         self.out_factor = 2.0 if conj_sym else 1.0
-        Lambda, V, Vinv, n = _initial_modes(d_state, blocks, init, conj_sym, ptd_eps)
+        Lambda, V, Vinv = _initial_modes(d_state, blocks, init, conj_sym, ptd_eps)
         P = Lambda.shape[0]
-        B = torch.randn(n, H, dtype=torch.float64) / math.sqrt(H)
+        # B LeCun normal over (P, H) with fan-in P, as the reference S5 (std 1/sqrt(P)).
+        B = torch.randn(d_state, H, dtype=torch.float64) / math.sqrt(d_state)
         if C_init == "complex_normal":
             C = torch.randn(channels, H, P, dtype=torch.complex128)
         else:
-            C = torch.randn(channels, H, n, dtype=torch.float64)
-            C = C / math.sqrt(n) if C_init == "lecun" else nn.init.trunc_normal_(C, a=-2.0, b=2.0)
-            C = C.to(torch.complex128) @ V
+            C = _initial_C(channels, H, d_state, C_init) @ V
         log_step = torch.rand(P) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
         self.Lambda_re = nn.Parameter(Lambda.real.float())
         self.Lambda_im = nn.Parameter(Lambda.imag.float())

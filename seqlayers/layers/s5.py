@@ -11,6 +11,7 @@ from ..ops.scan import linear_scan
 from .conv_layer import ConvLayer, build_generator, layer_family
 
 MODES = ("auto", "conv", "scan")
+BIDIRECTIONAL_FORMS = ("sum", "concat")
 
 
 @layer_family(S5Kernel)
@@ -35,14 +36,22 @@ class S5(ConvLayer):
     ``SEQLAYERS_CONV_BACKEND``. A ``backend`` that contradicts ``mode`` raises ValueError.
 
     Bidirectional: a second pass over the reversed sequence with the same ``Lambda``, ``B`` and
-    step sizes and its own ``C``; the two outputs are summed. As in every bidirectional layer of
-    the library, the backward pass sees only the strict future (the present enters once, through
-    the forward pass and ``D``).
+    step sizes and its own ``C``. ``bidirectional_form="sum"`` (default): the two outputs are
+    summed and, as in every bidirectional layer of the library, the backward pass sees only the
+    strict future (the present enters once, through the forward pass and ``D``).
+    ``bidirectional_form="concat"``: the form of the reference S5, whose backward scan includes
+    the present step and whose two state sequences are concatenated before one ``C (H, 2P')``;
+    that equals the sum of the two directions' projections without the one-step delay, so the
+    present step enters twice (besides ``D``). Its ``C`` halves are drawn with fan-in ``2P``
+    (``1/sqrt(2)`` of the one-direction scale), as in the reference, so that its checkpoints port
+    by splitting ``C`` in two along the state axis.
 
     Args:
         d_model: ``H``.
         d_state: ``P``, complex states (even with ``conj_sym``), 64 by default.
         mode: ``"auto"`` (default), ``"conv"`` or ``"scan"``.
+        bidirectional_form: ``"sum"`` (default) or ``"concat"`` (bidirectional layers only;
+            see above).
         **kwargs: the kernel's keywords (listed below: ``blocks``, ``init``, ``ptd_eps``,
             ``conj_sym``, ...) and :class:`ConvLayer`'s, except ``conv``.
 
@@ -54,15 +63,21 @@ class S5(ConvLayer):
 
     backend_op = "linear_scan"
 
-    def __init__(self, d_model: int, d_state: int = 64, *, mode: str = "auto", **kwargs) -> None:
+    def __init__(
+        self, d_model: int, d_state: int = 64, *, mode: str = "auto", bidirectional_form: str = "sum", **kwargs
+    ) -> None:
         check_choice("mode", mode, MODES)
+        check_choice("bidirectional_form", bidirectional_form, BIDIRECTIONAL_FORMS)
         if kwargs.get("conv") is not None:
             raise ValueError("S5 does not take conv=: it runs its states with linear_scan (a scan or "
                              "the 'conv' backend)")
         generator, layer_kwargs = build_generator(S5Kernel, d_model, d_state, **kwargs)
         super().__init__(generator, **layer_kwargs)
-        self.mode = mode
+        self.mode, self.bidirectional_form = mode, bidirectional_form
         self._scan_backend()
+        if self.bidirectional and bidirectional_form == "concat":
+            with torch.no_grad():  # one C over 2P' states: fan-in twice that of one direction
+                self.kernel.C.mul_(2 ** -0.5)
 
     def _scan_backend(self) -> str:
         """The ``linear_scan`` backend name for the layer's ``mode`` and ``backend``."""
@@ -84,13 +99,15 @@ class S5(ConvLayer):
         gen = self.kernel
         Bu = gen.project_in(u)
         y = gen.project_out(self._states(Bu), channel=0)
-        if self.bidirectional:  # the reversed pass, delayed one step: only the strict future
+        if self.bidirectional:  # the reversed pass; "sum" delays it one step (strict future only)
             x_bwd = self._states(Bu.flip(1)).flip(1)
-            x_bwd = torch.cat([x_bwd[:, 1:], torch.zeros_like(x_bwd[:, :1])], dim=1)
+            if self.bidirectional_form == "sum":
+                x_bwd = torch.cat([x_bwd[:, 1:], torch.zeros_like(x_bwd[:, :1])], dim=1)
             y = y + gen.project_out(x_bwd, channel=1)
         if self.D is not None:
             y = y + self.D[0, :, None] * u
         return y.unsqueeze(1).to(u.dtype)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, mode={self.mode!r}"
+        form = f", bidirectional_form={self.bidirectional_form!r}" if self.bidirectional else ""
+        return f"{super().extra_repr()}, mode={self.mode!r}{form}"

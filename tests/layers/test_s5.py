@@ -146,12 +146,14 @@ def test_legs_conj_sym_equals_full():
                         activation="identity", dt_min=0.05, dt_max=0.05).eval()
     half = seqlayers.S5(H, 8, blocks=2, init="legs", conj_sym=True, skip=False, mixing="none",
                         activation="identity", dt_min=0.05, dt_max=0.05).eval()
-    keep = torch.argsort(-full.kernel.Lambda_im, stable=True)[:4]
+    im = full.kernel.Lambda_im
+    keep = torch.argsort(-im, stable=True)[:4].sort().values  # the kept modes, in block order
+    # each kept mode's conjugate in its own block of 4
+    drop = torch.stack([4 * (k // 4) + torch.argmin((im[4 * (k // 4):4 * (k // 4) + 4] + im[k]).abs()) for k in keep])
     with torch.no_grad():
         half.kernel.B.copy_(full.kernel.B[keep])
         half.kernel.C.copy_(full.kernel.C[:, :, keep])
         # the dropped half must be the conjugates of the kept one for the full system to be real
-        drop = torch.argsort(full.kernel.Lambda_im, stable=True)[:4]
         full.kernel.B[drop] = half.kernel.B * torch.tensor([1.0, -1.0])
         full.kernel.C[:, :, drop] = full.kernel.C[:, :, keep] * torch.tensor([1.0, -1.0])
     torch.testing.assert_close(full.kernel.Lambda_im[drop], -half.kernel.Lambda_im)
