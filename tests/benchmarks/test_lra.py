@@ -200,7 +200,8 @@ def test_generators_make_every_task():
 def test_config_merge_and_overrides(tmp_path):
     cfg = config_lib.resolve("listops", "longconv", "paper", overrides=["optim.lr=1e-3", "model.layer_kwargs.smooth=5"])
     assert cfg["model"]["n_layers"] == 8 and cfg["optim"]["lr"] == 0.001
-    assert cfg["model"]["layer_kwargs"] == {"lr": 0.0005, "squash_lambda": 0.002, "kernel_dropout": 0.2, "smooth": 5}
+    assert cfg["model"]["layer_kwargs"] == {"channels": 2, "lr": 0.0005, "squash_lambda": 0.002, "kernel_dropout": 0.2,
+                                            "smooth": 5}
     assert config_lib.resolve("listops", "s4d", "smoke")["model"]["d_model"] == 64
     user = tmp_path / "user.yaml"
     user.write_text("train: {epochs: 3}\n")
