@@ -91,6 +91,18 @@ class LongConvKernel(KernelGenerator):
     Smoothing is computed on the full kernel, so the kernel for ``L`` is always the first ``L``
     taps of the kernel for ``l_max`` (in eval mode).
 
+    Differences from the reference code (safari), by choice: its moving average pads the kernel
+    with zeros, so the first and last ``smooth // 2`` taps are pulled towards 0; ours repeats the
+    edge taps, because the first taps weigh the most recent inputs of a causal convolution and a
+    constant kernel should stay constant. Our ``"freq"`` mode averages neighbouring DFT bins with
+    equal weights (a boxcar over bins, i.e. a Dirichlet window in time), not a Gaussian over bins
+    (a Gaussian window in time). No released LRA configuration of the reference enables
+    smoothing, and with it the published thresholds kill the kernel at initialization: after
+    7-tap smoothing the taps have std ``0.002 / sqrt(7)``, so 0.8% / 0.007% / 0% stay non-zero at
+    ``squash_lambda`` 0.002 / 0.003 / 0.004 (without smoothing 32% / 13% / 4.6%). Our LRA presets
+    therefore set ``smooth=0`` and ``channels=2`` as the reference does; the default here keeps the
+    method as the paper describes it (smoothing on, a threshold of 0.001: 19% live taps).
+
     Args:
         d_model: ``H``.
         l_max: kernel length; longest input length.
