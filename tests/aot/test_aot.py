@@ -27,12 +27,6 @@ if K.ptxas_path(90) is None:
 CAPS = sorted(K.TARGETS)
 
 KNOWN_SPILLS = {
-    ("butterfly", "_long_conv_fwd_kernel"): "butterfly spills (to be fixed): the 64x64 DFTs in registers",
-    ("butterfly", "_long_conv_dk_kernel"): "butterfly spills (to be fixed)",
-    ("butterfly", "_inner_conv_kernel"): "butterfly spills (to be fixed)",
-    ("butterfly", "_inner_grad_kernel"): "butterfly spills (to be fixed)",
-    ("butterfly", "_outer_dft_kernel"): "butterfly spills (to be fixed)",
-    ("butterfly", "_outer_idft_kernel"): "butterfly spills (to be fixed)",
     ("fft", "_long_conv_bwd_kernel"): "N = 4096, ROWS = 1: 255 registers and about 50 B of spills "
                                       "(the kernel spectrum, the accumulator and two spectra live at once)",
     ("fft", "_long_conv_row_bwd_kernel"): "as _long_conv_bwd_kernel, on the four-step's rows",

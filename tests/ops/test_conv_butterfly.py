@@ -386,8 +386,10 @@ NO_SPILL_CAPS = dict.fromkeys(butterfly.PRECISIONS, (butterfly._MAX_ONE_PASS, bu
     (torch.float32, None, 257, (16, 256)),  # "ieee": one pass only up to 256, padded to 16 x 256
     (torch.float32, None, 4096, (16, 256)),
     (torch.float32, None, 4097, None),  # beyond 16 x 256: refused, "auto" takes "fft"
-    (torch.bfloat16, None, 2048, (1, 2048)),  # "tf32"
-    (torch.bfloat16, None, 131072, (64, 2048)),
+    (torch.bfloat16, None, 512, (1, 512)),  # "tf32"
+    (torch.bfloat16, None, 2048, (16, 256)),
+    (torch.bfloat16, None, 8192, (16, 512)),
+    (torch.bfloat16, None, 8193, None),
     (torch.float32, "tf32x3", 512, (1, 512)),
     (torch.float32, "tf32x3", 16384, (32, 512)),
     (torch.float32, "tf32x3", 16385, None),

@@ -73,7 +73,7 @@ Design:
   spills (``ptxas -v``, sm_80/86/90, gated by ``tests/aot``). The 64 x 64 products spilled up to
   130 KB per thread, and fp32 (``"ieee"``) dots spill from 512 on, so float32 results take one
   pass up to 256 and the outer path up to 16 x 256 = 4096 (``"tf32x3"``: 512, 32 x 512; TF32:
-  2048, 64 x 2048); longer calls are refused and ``"auto"`` hands them to ``"fft"``.
+  512, 16 x 512); longer calls are refused and ``"auto"`` hands them to ``"fft"``.
 * **Precision.** ``input_precision`` of the dots, by default chosen per result from the dtype it
   is returned in (``y`` and ``du``: ``u``'s, ``dk``: ``k``'s): ``"ieee"`` for float32 (plain
   float32 FMAs, within float32 FFT error, about 5e-7 relative RMS on both paths), ``"tf32"`` for
@@ -139,7 +139,7 @@ _SMEM_KB_OUTER = {16: 34, 32: 40, 64: 68}
 """Shared memory (KB) of the outer passes (forward and inverse, every variant) at outer size
 ``NO``, tile ``(NO, 4096 / NO)``, measured as :data:`_SMEM_KB`."""
 
-_SPILL_FREE = {"ieee": (256, 16), "tf32": (2048, 64), "tf32x3": (512, 32)}
+_SPILL_FREE = {"ieee": (256, 16), "tf32": (512, 16), "tf32x3": (512, 32)}
 """Per dot precision: the largest one-pass (and inner) FFT size and the largest outer DFT size
 whose kernels compile without register spills for sm_80, sm_86 and sm_90 (``ptxas -v``, checked
 by ``tests/aot``; numbers in ``benchmarks/results/kernels_resources.md``). Beyond them the
@@ -148,7 +148,8 @@ whole rows and columns of both operands per thread; ``"tf32x3"`` splits each ope
 and spills reached 130 KB per thread. The planner stays within them on a GPU (not under the
 interpreter, which has no registers): float32 results (``"ieee"``) get one pass up to 256 and
 the outer path up to ``16 x 256 = 4096``, ``"tf32x3"`` up to 512 and ``32 x 512``, TF32 up to
-2048 and ``64 x 2048``; longer calls go to ``"fft"``."""
+512 and ``16 x 512`` (TF32 at 2048 compiles clean with 8 warps, but 1024 spills with 4 or 8; its
+outer passes of 64 spill on sm_80/86, of 32 on sm_80); longer calls go to ``"fft"``."""
 
 PRECISIONS = ("ieee", "tf32", "tf32x3")
 """Accepted values of ``input_precision`` (those Triton 3.6 to 3.9 all understand)."""
@@ -635,7 +636,9 @@ def _outer_tables(n_outer: int, n_inner: int, device: torch.device) -> tuple[Ten
 
 
 def _num_warps(n: int) -> int:
-    return 8 if n >= 4096 else 4
+    """Warps of a kernel whose tiles hold ``n`` elements: 8, but 4 at 512 to 2048 (measured with
+    ``ptxas``: at 256 fp32 dots spill with 4 warps, at 512 with 8; the outer passes' 4096 need 8)."""
+    return 4 if 256 < n < 4096 else 8
 
 
 def _one_pass_conv(p: ButterflyPlan, x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
