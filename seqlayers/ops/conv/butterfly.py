@@ -636,9 +636,10 @@ def _outer_tables(n_outer: int, n_inner: int, device: torch.device) -> tuple[Ten
 
 
 def _num_warps(n: int) -> int:
-    """Warps of a kernel whose tiles hold ``n`` elements: 8, but 4 at 512 to 2048 (measured with
-    ``ptxas``: at 256 fp32 dots spill with 4 warps, at 512 with 8; the outer passes' 4096 need 8)."""
-    return 4 if 256 < n < 4096 else 8
+    """Warps of a kernel whose tiles hold ``n`` elements: 8, but 4 at 1024 and 2048 (measured with
+    ``ptxas``: with 4 warps fp32 dots spill at 256 and ``tf32x3`` at 512 under Triton 3.6; the
+    outer passes' 4096 need 8)."""
+    return 4 if 512 < n < 4096 else 8
 
 
 def _one_pass_conv(p: ButterflyPlan, x: Tensor, k: Tensor, D: Tensor | None, correlate: bool,
