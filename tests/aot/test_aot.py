@@ -5,7 +5,8 @@ the gate checks that it compiles with the installed Triton, that its shared memo
 target's per-block limit and what the planner assumed for it (butterfly's ``_SMEM_KB`` tables),
 and that ``ptxas -v`` reports no register spills. CI runs the smallest and the largest variant of
 every kernel function on each target; ``python -m pytest -m slow tests/aot`` runs them all
-(about an hour on 2 cores). Compiles run in a worker process (``TRITON_INTERPRET`` unset) and
+(678 variants per target, about 2000 compiles: hours on 2 cores; only butterfly's 78 on sm_90
+have been run in full). Compiles run in a worker process (``TRITON_INTERPRET`` unset) and
 each variant is compiled once per target per session. Skipped without Triton's NVIDIA backend
 or ``ptxas``.
 """
@@ -97,8 +98,9 @@ def test_no_register_spills(cap, v, request):
     assert not check_spills(cap, v, r), check_spills(cap, v, r)
 
 
-def _tables_exact(vs, got) -> list[str]:
-    """Per (kernel, size) table entry: the table equals the largest compiled need, in KB."""
+def _tables_exact(vs, got, exact: bool = True) -> list[str]:
+    """Per (kernel, size) table entry: the table equals the largest compiled need, in KB (with
+    ``exact=False``: is at least it)."""
     from seqlayers.ops.conv import butterfly as bf
 
     problems = []
@@ -114,7 +116,7 @@ def _tables_exact(vs, got) -> list[str]:
         entries[key] = max(entries.get(key, 0), math.ceil(got[v].shared / 1024))
     for (table, n), kb in sorted(entries.items()):
         want = bf._SMEM_KB_OUTER[n] if table == "outer" else bf._SMEM_KB[table][n]
-        if want != kb:
+        if want < kb or (exact and want != kb):
             problems.append(f"butterfly._SMEM_KB{'_OUTER' if table == 'outer' else '[' + repr(table) + ']'}"
                             f"[{n}] = {want} KB, the sm_90 compiles need {kb} KB")
     return problems
@@ -134,12 +136,15 @@ def test_every_variant(cap):
 @pytest.mark.slow
 def test_butterfly_shared_memory_tables_match_the_compiles():
     """The butterfly planner sizes its one-pass limit and outer size from hand-measured tables
-    (``_SMEM_KB``, ``_SMEM_KB_OUTER``, measured on sm_90): each entry must be the largest
-    compiled need of its kernels on sm_90, in KB rounded up, so table and kernels cannot drift
-    apart. (CI checks the weaker bound, compiled need <= table, on its subset, every target.)"""
+    (``_SMEM_KB``, ``_SMEM_KB_OUTER``, measured on sm_90): each entry must cover the largest
+    compiled need of its kernels on sm_90 over every variant the planner can choose, in KB rounded
+    up (CI checks the same bound on its subset, every target). Exactness (``exact=True``) no
+    longer holds, see below."""
     vs = [v for v in K.variants(90, ("butterfly",)) if v.smem_budget is not None]
     got = resources(90, vs)
-    problems = _tables_exact(vs, got)
+    # exact=False: since the spill caps the planner no longer picks the fp32 variants the entries
+    # for 512 and NO = 32 were measured on, so those entries now over-estimate (safely)
+    problems = _tables_exact(vs, got, exact=False)
     assert not problems, problems
 
 
