@@ -211,7 +211,8 @@ def _fft_variants(cap: int) -> list[Variant]:
                     out.append(Variant("fft", mod, "_long_conv_fwd_kernel", cx, w, None, dt,
                                        ("u_ptr", "k_ptr", "d_ptr", "y_ptr"), () if has_d else ("d_ptr",),
                                        size=p.n))
-                    out.append(Variant("fft", mod, "_long_conv_bwd_kernel", cx, w, None, dt,
+                    out.append(Variant("fft", mod, "_long_conv_bwd_kernel", cx,
+                                       fft._num_warps(p.rows * p.n, backward=True), None, dt,
                                        ("u_ptr", "k_ptr", "d_ptr", "dy_ptr", "du_ptr"),
                                        () if has_d else ("d_ptr",), size=p.n))
                 continue
@@ -220,8 +221,9 @@ def _fft_variants(cap: int) -> list[Variant]:
             row = (("N1", p.n1), ("N2", p.n2), *logs, ("LOG2N2", p.n2.bit_length() - 1), ("T", p.rows))
             wc, wr = fft._num_warps(p.cols * p.n1), fft._num_warps(p.rows * p.n2)
             out.append(Variant("fft", mod, "_long_conv_col_fft_kernel", col, wc, None, dt, ("x_ptr",), size=p.n))
-            for name in ("_long_conv_row_fwd_kernel", "_long_conv_row_bwd_kernel"):
-                out.append(Variant("fft", mod, name, row, wr, None, dt, size=p.n))
+            out.append(Variant("fft", mod, "_long_conv_row_fwd_kernel", row, wr, None, dt, size=p.n))
+            out.append(Variant("fft", mod, "_long_conv_row_bwd_kernel", row,
+                               fft._num_warps(p.rows * p.n2, backward=True), None, dt, size=p.n))
             for has_d, has_dot in ((False, False), (True, False), (True, True)):
                 none = () if has_d else ("skip_ptr", "d_ptr")
                 none += () if has_dot else ("dot_ptr", "dd_part_ptr")

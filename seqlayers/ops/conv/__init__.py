@@ -132,12 +132,12 @@ register(Backend("long_conv", "naive", "seqlayers.ops.conv.naive", priority=-100
                  description="direct O(L * Lk) convolution via conv1d; the test oracle"))
 register(Backend("long_conv", "fft", "seqlayers.ops.conv.fft", priority=20,
                  description="Triton radix-2 Stockham FFTs, two real rows per complex FFT; one pass up "
-                 "to FFT size 4096, a three-pass four-step beyond; CUDA (CPU only via TRITON_INTERPRET=1)"))
+                 "to FFT size 2048, a three-pass four-step beyond (to 2^22); CUDA (CPU only via TRITON_INTERPRET=1)"))
 register(Backend("long_conv", "butterfly", "seqlayers.ops.conv.butterfly", priority=30,
                  description="Triton, FFTs as dense DFT-matrix products (tl.dot, Monarch N = N1 x N2 up "
-                 "to 64 x 64): the whole convolution on chip up to 4096 (less on GPUs with little shared "
-                 "memory), an outer pass through global memory up to 64x that; CUDA (CPU only via "
-                 "TRITON_INTERPRET=1)"))
+                 "to 64 x 64): the whole convolution on chip up to 256-512 on a GPU (the sizes whose "
+                 "kernels do not spill registers), an outer pass through global memory up to 16-32x that; CUDA "
+                 "(CPU only via TRITON_INTERPRET=1)"))
 
 
 def __getattr__(name: str):

@@ -25,7 +25,7 @@ Design:
   writes a float32 complex scratch; a row pass (FFTs of size ``N2``, the pointwise product,
   inverse FFTs, inverse twiddles) rewrites it in place; an inverse column pass writes ``y``.
   That is two round trips of the scratch through global memory (write, read+write, read)
-  besides reading ``u`` and writing ``y``. ``N`` up to ``_MAX_SIZE`` (4096 * 4096).
+  besides reading ``u`` and writing ``y``. ``N`` up to ``_MAX_SIZE`` (2048 * 2048).
 * The kernel's spectrum is computed once per call for the whole batch (per feature, inside the
   program that serves the batch); the backward recomputes it rather than storing it.
 
@@ -52,13 +52,14 @@ __all__ = ["is_available", "plan", "forward", "backward", "FFTPlan"]
 _MIN_SIZE = 16
 """Smallest FFT size used (tiny tiles compile badly and save nothing)."""
 
-_MAX_ONE_PASS = 4096
-"""Largest FFT size done in a single on-chip pass; larger sizes use the four-step."""
+_MAX_ONE_PASS = 2048
+"""Largest FFT size done in a single on-chip pass; larger sizes use the four-step. At 4096 the
+backward kernel spills registers on sm_80-90 whatever the warps (``tests/aot``)."""
 
-_MAX_SIZE = 4096**2
-"""Largest FFT size: the four-step's two factors are each at most 4096."""
+_MAX_SIZE = 2048**2
+"""Largest FFT size: the four-step's two factors are each at most 2048."""
 
-_TILE = 4096
+_TILE = 2048
 """Elements of one ``(ROWS, N)`` float32 tile per program: sets ROWS (pairs or columns at once)."""
 
 _SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -389,8 +390,11 @@ def plan(call: ConvCall, auto: bool) -> FFTPlan:
     return FFTPlan(n, rows, per_program, groups, n1, n2, max(1, min(n2, _TILE // n1)))
 
 
-def _num_warps(elements: int) -> int:
-    return max(2, min(16, elements // 512))
+def _num_warps(elements: int, backward: bool = False) -> int:
+    """Warps for a program whose tiles hold ``elements`` values each. The backward kernels keep
+    about twice as many tiles live (the kernel's spectrum, an accumulator and two spectra), so
+    they spread them over twice the threads (``tests/aot`` checks that nothing spills)."""
+    return max(2, min(16, (2 if backward else 1) * elements // 512))
 
 
 @functools.lru_cache(maxsize=None)
@@ -473,14 +477,14 @@ def backward(p: FFTPlan, dy: Tensor, u: Tensor, k: Tensor, D: Tensor | None,
         _long_conv_bwd_kernel[(H, p.groups)](
             u, k, D, dy, du, dk_part, dd_part, *_twiddles(p.n, u.device), B, H, L, Lk, p.per_program,
             N=p.n, LOG2N=p.n.bit_length() - 1, ROWS=p.rows, HAS_D=D is not None,
-            num_warps=_num_warps(p.rows * p.n),
+            num_warps=_num_warps(p.rows * p.n, backward=True),
         )
         return du, dk_part.sum(0), dd_part.sum(0) if D is not None else None
     su, sg, sk = _col_fft(u, p), _col_fft(dy, p), _col_fft(k.unsqueeze(0), p)
     _long_conv_row_bwd_kernel[(H, p.n1 // p.rows)](
         *su, *sg, *sk, *_twiddles(p.n, u.device), H, (B + 1) // 2, N1=p.n1, N2=p.n2,
         LOG2N1=p.n1.bit_length() - 1, LOG2N2=p.n2.bit_length() - 1, T=p.rows,
-        num_warps=_num_warps(p.rows * p.n2),
+        num_warps=_num_warps(p.rows * p.n2, backward=True),
     )
     del su
     dD = _col_ifft(sg, du, p, skip=dy, D=D, dot=u if D is not None else None)
