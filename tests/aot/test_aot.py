@@ -27,9 +27,10 @@ if K.ptxas_path(90) is None:
 
 CAPS = sorted(K.TARGETS)
 
-_FFT_SMALL_SPILLS = ("4-48 B per thread at some sizes from 16 to 1024 (34 of the 508 fft variants on sm_90, "
-                     "48-255 registers): small spills of the one-pass kernels and the inverse column pass, "
-                     "not fixed yet (benchmarks/results/kernels_resources.md)")
+_FFT_SMALL_SPILLS = ("4-80 B per thread at some sizes from 16 to 1024 (24 of the 420 fft variants on sm_90, "
+                     "48-255 registers; most are an 8-byte stack slot whatever the warps): small spills of "
+                     "the one-pass kernels and the inverse column pass, not fixed yet "
+                     "(benchmarks/results/kernels_resources.md)")
 KNOWN_SPILLS = {
     ("fft", "_long_conv_fwd_kernel"): _FFT_SMALL_SPILLS,
     ("fft", "_long_conv_bwd_kernel"): _FFT_SMALL_SPILLS,

@@ -391,10 +391,11 @@ def plan(call: ConvCall, auto: bool) -> FFTPlan:
 
 
 def _num_warps(elements: int, backward: bool = False) -> int:
-    """Warps for a program whose tiles hold ``elements`` values each. The backward kernels keep
-    about twice as many tiles live (the kernel's spectrum, an accumulator and two spectra), so
-    they spread them over twice the threads (``tests/aot`` checks that nothing spills)."""
-    return max(2, min(16, (2 if backward else 1) * elements // 512))
+    """Warps for a program whose tiles hold ``elements`` values each, 4 to 8 (measured with
+    ``tests/aot``: 2 warps spilled more, 16 cap registers at 128). The backward kernels keep about
+    twice as many tiles live (the kernel's spectrum, an accumulator and two spectra), so they
+    spread them over twice the threads."""
+    return max(4, min(8, (2 if backward else 1) * elements // 512))
 
 
 @functools.lru_cache(maxsize=None)
