@@ -30,23 +30,28 @@ from .adjoint import adjoint, shift
 SEQUENTIAL_MAX = 16  # at or below this length, scan position by position
 
 
-def _local_scan(a: Tensor, b: Tensor, reverse: bool) -> tuple[Tensor, Tensor]:
-    """Scan ``(N, T, P)`` along T from a zero state; also return the running products of ``a``.
+def _local_scan(a: Tensor, b: Tensor, reverse: bool, running_product: bool = True) -> tuple[Tensor, Tensor | None]:
+    """Scan ``(N, T, P)`` along T from a zero state; also return the running products of ``a``
+    (None without ``running_product``: a shared decay's are its powers, :func:`_chunk_powers`).
 
     ``mul(out=)`` then ``add_`` is used because ``addcmul(out=)`` into a strided slice is much
     slower on the CPU, and the running product is kept in the same loop because ``torch.cumprod``
-    over the middle dim is several times slower than one pass over memory.
+    over the middle dim is several times slower than one pass over memory. A shared decay comes
+    expanded (stride 0): that operand takes a faster path in the CPU kernels than a broadcast
+    ``(P,)`` (2x on the whole local scan at N = P = 256).
     """
     h = torch.empty_like(b)
-    decay = torch.empty_like(a)
+    decay = torch.empty_like(a) if running_product else None
     order = range(a.shape[1] - 1, -1, -1) if reverse else range(a.shape[1])
     prev = order[0]
     h[:, prev] = b[:, prev]
-    decay[:, prev] = a[:, prev]
+    if running_product:
+        decay[:, prev] = a[:, prev]
     for t in order[1:]:
         torch.mul(a[:, t], h[:, prev], out=h[:, t])
         h[:, t].add_(b[:, t])
-        torch.mul(a[:, t], decay[:, prev], out=decay[:, t])
+        if running_product:
+            torch.mul(a[:, t], decay[:, prev], out=decay[:, t])
         prev = t
     return h, decay
 
@@ -61,25 +66,6 @@ def _pad_length(x: Tensor, length: int, fill: float) -> Tensor:
     out = x.new_full((x.shape[0], length, x.shape[2]), fill)
     out[:, : x.shape[1]] = x
     return out
-
-
-def _shared_local_scan(z: Tensor, b: Tensor, reverse: bool) -> Tensor:
-    """:func:`_local_scan` of one decay ``z (P,)`` for every row and step: ``b (N, T, P)``.
-
-    ``z`` is expanded to the rows (stride 0) rather than broadcast from ``(P,)``: the expanded
-    operand takes a faster path in the CPU kernels (2x on the whole local scan at N = P = 256),
-    and no running product is needed, the powers of ``z`` being known (:func:`_chunk_powers`).
-    """
-    h = torch.empty_like(b)
-    z = z.expand(b.shape[0], b.shape[2])
-    order = range(b.shape[1] - 1, -1, -1) if reverse else range(b.shape[1])
-    prev = order[0]
-    h[:, prev] = b[:, prev]
-    for t in order[1:]:
-        torch.mul(h[:, prev], z, out=h[:, t])
-        h[:, t].add_(b[:, t])
-        prev = t
-    return h
 
 
 def _chunk_powers(z: Tensor, T: int, reverse: bool) -> Tensor:
@@ -111,7 +97,7 @@ def _blocked_scan(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool) -> Ten
     b3 = _pad_length(b, C * T, 0.0).reshape(B * C, T, P)
     last = 0 if reverse else -1  # the last position of each chunk in scan order
     if shared:
-        h = _shared_local_scan(a.reshape(P), b3, reverse)
+        h, _ = _local_scan(a.expand(B * C, T, P), b3, reverse, running_product=False)
         decay = _chunk_powers(a.reshape(P), T, reverse)
         chunk_decay = decay[:, last].reshape(1, 1, P)
     else:
