@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from machine import describe  # benchmarks/speed/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,16 +49,6 @@ def run(src: Path, mode: str, L: int, H: int, threads: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -84,7 +75,7 @@ def main() -> None:
     if args.out:
         with args.out.open("a") as f:
             f.write("\n".join(rows) + "\n")
-    print(f"# {cpu_name()}, {args.threads} thread(s), torch S5(H={args.H}, d_state=64), B = 1, forward under no_grad")
+    print(f"# {describe(args.threads)}; S5(H={args.H}, d_state=64), B = 1, forward under no_grad")
 
 
 if __name__ == "__main__":
