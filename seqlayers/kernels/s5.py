@@ -48,14 +48,16 @@ def _initial_modes(
 def _initial_C(channels: int, H: int, P: int, C_init: str) -> Tensor:
     """``C (channels, H, P)`` complex128 before the change of basis ``C_tilde = C V``.
 
-    ``lecun``: real and imaginary parts ``N(0, 1/P)``; ``trunc_standard``: each part a standard
-    normal truncated to ``[-2, 2]``, rescaled to variance ``1/P`` (the truncated normal of
-    variance one has std 0.87962566 before rescaling). Both as the reference S5 (fan-in ``P``).
+    Both draws are those of the reference S5, whose ``C`` has shape ``(H, P, 2)`` (real and
+    imaginary parts): every part a standard normal truncated to ``[-2, 2]`` and rescaled to
+    variance ``1 / fan_in`` (the truncated normal of variance one has std 0.87962566 before
+    rescaling). ``trunc_standard`` (its ``trunc_standard_normal``, drawn row by row over
+    ``(1, P, 2)``): fan-in ``P``. ``lecun`` (its ``lecun_normal`` over the whole ``(H, P, 2)``,
+    whose leading ``H`` axis counts as receptive field): fan-in ``P * H``.
     """
-    parts = torch.randn(2, channels, H, P, dtype=torch.float64)
-    if C_init == "trunc_standard":
-        parts = nn.init.trunc_normal_(parts, a=-2.0, b=2.0) / TRUNC_STD
-    parts = parts / math.sqrt(P)
+    parts = nn.init.trunc_normal_(torch.empty(2, channels, H, P, dtype=torch.float64), a=-2.0, b=2.0)
+    fan_in = P * H if C_init == "lecun" else P
+    parts = parts / (TRUNC_STD * math.sqrt(fan_in))
     return torch.complex(parts[0], parts[1])
 
 
@@ -89,10 +91,12 @@ class S5Kernel(KernelGenerator):
         disc: ``"zoh"`` (default) or ``"bilinear"``.
         dt_min, dt_max: range of the initial step sizes (log-uniform).
         clip_eigs: clamp ``Re(Lambda) <= -1e-4`` in every use.
-        C_init: ``"lecun"`` (complex ``C``, each part ``N(0, 1/P)``), ``"trunc_standard"`` (each
-            part a normal truncated to two standard deviations, variance ``1/P``), both mapped
-            by ``V`` as in the reference S5; or ``"complex_normal"`` (``C_tilde`` drawn
-            directly, ``CN(0, 1)``).
+        C_init: ``"trunc_standard"`` (default, the reference S5's default: complex ``C``, each
+            part a normal truncated to two standard deviations, variance ``1/P``),
+            ``"lecun"`` (the reference's ``lecun_normal`` over ``(H, P, 2)``: the same
+            truncated normal with fan-in ``P * H``, variance ``1/(P H)``), both mapped by ``V``
+            as in the reference S5; or ``"complex_normal"`` (``C_tilde`` drawn directly,
+            ``CN(0, 1)``).
         lr: learning-rate hint for ``Lambda``, ``log_step`` and ``B`` (None: no hint).
 
     Example:
@@ -119,7 +123,7 @@ class S5Kernel(KernelGenerator):
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
         clip_eigs: bool = False,
-        C_init: str = "lecun",
+        C_init: str = "trunc_standard",
         lr: float | None = 1e-3,
     ) -> None:
         super().__init__(d_model, channels)

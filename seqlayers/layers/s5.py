@@ -42,9 +42,9 @@ class S5(ConvLayer):
     ``bidirectional_form="concat"``: the form of the reference S5, whose backward scan includes
     the present step and whose two state sequences are concatenated before one ``C (H, 2P')``;
     that equals the sum of the two directions' projections without the one-step delay, so the
-    present step enters twice (besides ``D``). Its ``C`` halves are drawn with fan-in ``2P``
-    (``1/sqrt(2)`` of the one-direction scale), as in the reference, so that its checkpoints port
-    by splitting ``C`` in two along the state axis.
+    present step enters twice (besides ``D``). Its ``C`` halves are drawn as the one-direction
+    ``C``, as the reference draws its ``C1`` and ``C2``; its checkpoints port by splitting ``C`` in
+    two along the state axis.
 
     Args:
         d_model: ``H``.
@@ -75,9 +75,6 @@ class S5(ConvLayer):
         super().__init__(generator, **layer_kwargs)
         self.mode, self.bidirectional_form = mode, bidirectional_form
         self._scan_backend()
-        if self.bidirectional and bidirectional_form == "concat":
-            with torch.no_grad():  # one C over 2P' states: fan-in twice that of one direction
-                self.kernel.C.mul_(2 ** -0.5)
 
     def _scan_backend(self) -> str:
         """The ``linear_scan`` backend name for the layer's ``mode`` and ``backend``."""

@@ -63,14 +63,16 @@ def test_conj_sym_ptd_is_the_real_block_system():
 @pytest.mark.parametrize("C_init", ["lecun", "trunc_standard"])
 def test_b_and_c_scales_follow_the_reference(C_init):
     """B ~ LeCun normal over (P, H), fan-in P: with the unitary LegS basis |B_tilde| has rms 1/sqrt(P);
-    C complex with variance 1/P per part: |C_tilde| has rms sqrt(2/P)."""
+    C complex with variance 1/fan-in per part (trunc_standard: P; lecun: P * H, as JAX's
+    lecun_normal over (H, P, 2)): |C_tilde| has rms sqrt(2/fan-in)."""
     torch.manual_seed(0)
     H, P = 256, 32
+    fan_in = P * H if C_init == "lecun" else P
     gen = S5Kernel(H, P, blocks=4, init="legs", C_init=C_init)
     B = torch.view_as_complex(gen.B).abs()
     C = torch.view_as_complex(gen.C).abs()
     assert B.pow(2).mean().sqrt().item() == pytest.approx(P ** -0.5, rel=0.05)
-    assert C.pow(2).mean().sqrt().item() == pytest.approx((2 / P) ** 0.5, rel=0.05)
+    assert C.pow(2).mean().sqrt().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
 
 
 def _reference_bidirectional(layer, x, include_present):
@@ -108,12 +110,13 @@ def test_bidirectional_forms(form):
     torch.testing.assert_close(layer(x), want, rtol=1e-9, atol=1e-9)
 
 
-def test_concat_form_scales_c_and_is_checked():
+def test_concat_form_draws_c_as_sum_and_is_checked():
+    """The reference draws C1 and C2 with the one-direction shape: no rescaling for 'concat'."""
     torch.manual_seed(2)
     a = seqlayers.S5(4, 8, blocks=2, init="legs", bidirectional=True)
     torch.manual_seed(2)
     b = seqlayers.S5(4, 8, blocks=2, init="legs", bidirectional=True, bidirectional_form="concat")
-    torch.testing.assert_close(b.kernel.C, a.kernel.C * 2 ** -0.5)
+    torch.testing.assert_close(b.kernel.C, a.kernel.C)
     assert "bidirectional_form='concat'" in repr(b)
     with pytest.raises(ValueError, match="bidirectional_form"):
         seqlayers.S5(4, 8, blocks=2, bidirectional=True, bidirectional_form="stack")
