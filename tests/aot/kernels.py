@@ -1,8 +1,8 @@
 """Ahead-of-time compiles of every Triton kernel variant the planners can choose, for real GPUs.
 
 No GPU is needed: ``triton.compile`` lowers a kernel to PTX and a cubin for a
-:class:`~triton.backends.compiler.GPUTarget`, and ``ptxas -v`` on the PTX reports the registers
-and spill bytes per thread. The variants come from the backends' own planners
+:class:`~triton.backends.compiler.GPUTarget`, and the ``ptxas -v`` log of that very compile
+reports the registers and spill bytes per thread. The variants come from the backends' own planners
 (:func:`variants`): the FFT sizes, factors, rows, ``num_warps`` and ``num_stages`` each
 ``plan(...)`` and launch function picks, crossed with the launch-time flags (``HAS_D``, ...),
 the dot precisions and the tensor dtypes.
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from unittest import mock
@@ -175,9 +174,9 @@ def _butterfly_variants(cap: int) -> list[Variant]:
                                    (*cx, ("HAS_DU", flag), ("PRECISION", precision)), w, 1,
                                    none=() if flag else ("sk_ptr",),
                                    smem_budget=1024 * kb["inner_grad"][ni], size=no * ni))
-            cols = bf._OUTER_TILE // no
+            cols = bf._OUTER_TILE[precision] // no
             ox = (("NO", no), ("NI", ni), ("T", cols))
-            wo = bf._num_warps(no * cols)
+            wo = bf._OUTER_WARPS
             budget = 1024 * bf._SMEM_KB_OUTER[no]
             for flag in (False, True):
                 out.append(Variant("butterfly", mod, "_outer_dft_kernel",
@@ -212,7 +211,7 @@ def _fft_variants(cap: int) -> list[Variant]:
                                        ("u_ptr", "k_ptr", "d_ptr", "y_ptr"), () if has_d else ("d_ptr",),
                                        size=p.n))
                     out.append(Variant("fft", mod, "_long_conv_bwd_kernel", cx,
-                                       fft._num_warps(p.rows * p.n, backward=True), None, dt,
+                                       fft._num_warps(p.rows * p.n), None, dt,
                                        ("u_ptr", "k_ptr", "d_ptr", "dy_ptr", "du_ptr"),
                                        () if has_d else ("d_ptr",), size=p.n))
                 continue
@@ -223,7 +222,7 @@ def _fft_variants(cap: int) -> list[Variant]:
             out.append(Variant("fft", mod, "_long_conv_col_fft_kernel", col, wc, None, dt, ("x_ptr",), size=p.n))
             out.append(Variant("fft", mod, "_long_conv_row_fwd_kernel", row, wr, None, dt, size=p.n))
             out.append(Variant("fft", mod, "_long_conv_row_bwd_kernel", row,
-                               fft._num_warps(p.rows * p.n2, backward=True), None, dt, size=p.n))
+                               fft._num_warps(p.rows * p.n2), None, dt, size=p.n))
             for has_d, has_dot in ((False, False), (True, False), (True, True)):
                 none = () if has_d else ("skip_ptr", "d_ptr")
                 none += () if has_dot else ("dot_ptr", "dd_part_ptr")
@@ -279,7 +278,8 @@ def extremes(vs: list[Variant]) -> list[Variant]:
 
 
 def ptxas_path(cap: int) -> str | None:
-    """The ``ptxas`` Triton uses for ``cap`` (it must read Triton's PTX version); else PATH's."""
+    """The ``ptxas`` Triton compiles ``cap`` with (its bundled copy or ``$TRITON_PTXAS_PATH``),
+    or None if it has none: then nothing can be compiled ahead of time."""
     try:
         from triton.backends.nvidia.compiler import get_ptxas
 
@@ -288,15 +288,9 @@ def ptxas_path(cap: int) -> str | None:
         except TypeError:  # older Triton: no arch argument
             tool = get_ptxas()
         path = getattr(tool, "path", tool)
-        if path and os.path.exists(path):
-            return path
-    except Exception:  # noqa: BLE001 - no NVIDIA backend: fall back to the PATH
-        pass
-    return shutil.which("ptxas")
-
-
-def _arch(cap: int) -> str:
-    return "sm_90a" if cap == 90 else f"sm_{cap}"
+    except Exception:  # noqa: BLE001 - no NVIDIA backend or no ptxas
+        return None
+    return path if path and os.path.exists(path) else None
 
 
 _PTXAS_LINE = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
@@ -333,10 +327,16 @@ def _signature(kernel, v: Variant):
 
 
 def compile_variant(cap: int, v: Variant) -> Resources:
-    """Compile ``v`` for ``cap`` and read its resources from ``ptxas -v`` and the metadata."""
+    """Compile ``v`` for ``cap`` and read its resources from the compile's own ``ptxas -v`` log.
+
+    The log is the one Triton's ``make_cubin`` writes for the cubin it builds (``ptxas`` with the
+    flags the installed Triton passes: Triton 3.9 adds ``--regAllocOptLevel=2``, which changes
+    the spills of some kernels), so the gate reads the resources of the code a GPU would run. The
+    compile bypasses Triton's cache, which would skip ``ptxas`` and its log."""
     import importlib
 
     import triton
+    from triton import knobs
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -345,20 +345,19 @@ def compile_variant(cap: int, v: Variant) -> Resources:
     options = {"num_warps": v.num_warps}
     if v.num_stages is not None:
         options["num_stages"] = v.num_stages
+    knobs.compilation.always_compile = True
+    knobs.nvidia.dump_ptxas_log = True
+    log = io.StringIO()
     try:
         src = ASTSource(fn=kernel, signature=signature, constexprs=cx, attrs=attrs)
-        compiled = triton.compile(src, target=GPUTarget("cuda", cap, 32), options=options)
+        with contextlib.redirect_stdout(log):
+            compiled = triton.compile(src, target=GPUTarget("cuda", cap, 32), options=options)
     except Exception as exc:  # noqa: BLE001 - reported per variant, the gate fails on it
         return Resources(error=f"{type(exc).__name__}: {str(exc)[-2000:]}")
-    with tempfile.TemporaryDirectory() as tmp:
-        ptx = os.path.join(tmp, "k.ptx")
-        with open(ptx, "w") as f:
-            f.write(compiled.asm["ptx"])
-        done = subprocess.run([ptxas_path(cap), "-v", f"-arch={_arch(cap)}", ptx, "-o", os.devnull],
-                              capture_output=True, text=True)
-    if done.returncode != 0:
-        return Resources(error=f"ptxas: {done.stderr[-2000:]}")
-    regs, stores, loads, stack = parse_ptxas(done.stderr)
+    try:
+        regs, stores, loads, stack = parse_ptxas(log.getvalue())
+    except ValueError as exc:
+        return Resources(error=f"Triton printed no ptxas log: {exc}")
     return Resources(regs, stores, loads, stack, int(compiled.metadata.shared))
 
 

@@ -118,8 +118,13 @@ smaller limit (:func:`one_pass_limit`). Tests lower it to exercise the outer pas
 _MIN_OUTER, _MAX_OUTER = 16, 64
 """Outer DFT sizes of the outer pass: dense ``tl.dot`` blocks of 16 to 64."""
 
-_OUTER_TILE = 4096
-"""Elements of one ``(NO, T)`` tile of the outer passes (``T = 4096 / NO`` columns)."""
+_OUTER_TILE = {"ieee": 2048, "tf32": 4096, "tf32x3": 4096}
+"""Elements of one ``(NO, T)`` tile of the outer passes (``T = tile / NO`` columns) per dot
+precision. Exact fp32 dots hold more registers: at 4096 the forward pass with the ``dD`` dot
+spilled 16 B per thread on sm_80 (255 registers); at 2048 it takes 198 (``tests/aot``)."""
+
+_OUTER_WARPS = 8
+"""Warps of the outer passes (4 spill at their tiles)."""
 
 _SCRATCH_BYTES = 1 << 30
 """Largest float32 scratch buffer of the outer path; a larger batch is done in chunks of pairs."""
@@ -137,7 +142,7 @@ both were checked, and the sm_80 compiles checked need the same or less)."""
 
 _SMEM_KB_OUTER = {16: 34, 32: 40, 64: 68}
 """Shared memory (KB) of the outer passes (forward and inverse, every variant) at outer size
-``NO``, tile ``(NO, 4096 / NO)``, measured as :data:`_SMEM_KB`."""
+``NO`` and the tiles of :data:`_OUTER_TILE`, measured as :data:`_SMEM_KB`."""
 
 _SPILL_FREE = {"ieee": (256, 16), "tf32": (512, 16), "tf32x3": (512, 32)}
 """Per dot precision: the largest one-pass (and inner) FFT size and the largest outer DFT size
@@ -636,9 +641,9 @@ def _outer_tables(n_outer: int, n_inner: int, device: torch.device) -> tuple[Ten
 
 
 def _num_warps(n: int) -> int:
-    """Warps of a kernel whose tiles hold ``n`` elements: 8, but 4 at 1024 and 2048 (measured with
-    ``ptxas``: with 4 warps fp32 dots spill at 256 and ``tf32x3`` at 512 under Triton 3.6; the
-    outer passes' 4096 need 8)."""
+    """Warps of a one-pass or inner kernel whose tiles hold ``n`` elements: 8, but 4 at 1024 and
+    2048 (measured with ``ptxas``: with 4 warps fp32 dots spill at 256 and ``tf32x3`` at 512 under
+    Triton 3.6)."""
     return 4 if 512 < n < 4096 else 8
 
 
@@ -673,7 +678,7 @@ def _outer_dft(p: ButterflyPlan, x: Tensor, precision: str,
     """Outer pass 1 over ``x`` (``(B, H, L)`` real rows): the scratch ``(pairs, H, 2, N)``
     float32, and with ``dot`` (``(B, H, L)``) also ``sum(x * dot)`` over batch and time (``(H,)``)."""
     B, H, L = x.shape
-    pairs, cols = (B + 1) // 2, _OUTER_TILE // p.n_outer
+    pairs, cols = (B + 1) // 2, _OUTER_TILE[precision] // p.n_outer
     s = torch.empty(pairs, H, 2, p.n_outer * p.n_inner, device=x.device, dtype=torch.float32)
     dd_part = None
     if dot is not None:
@@ -681,7 +686,7 @@ def _outer_dft(p: ButterflyPlan, x: Tensor, precision: str,
     _outer_dft_kernel[(pairs * H, p.n_inner // cols)](
         x, s, dot, dd_part, *_outer_tables(p.n_outer, p.n_inner, x.device), B, H, L,
         NO=p.n_outer, NI=p.n_inner, T=cols, HAS_DOT=dot is not None, PRECISION=precision,
-        num_warps=_num_warps(p.n_outer * cols), num_stages=1,
+        num_warps=_OUTER_WARPS, num_stages=1,
     )
     return s, dd_part.sum((0, 1)) if dot is not None else None
 
@@ -691,11 +696,11 @@ def _outer_idft(p: ButterflyPlan, s: Tensor, out: Tensor, precision: str, skip: 
     """Outer pass 3: ``out`` (``(B, H, L)``) from the scratch ``s`` (``(pairs, H, 2, N)``),
     plus ``D * skip`` when ``D`` is given."""
     B, H, L = out.shape
-    cols = _OUTER_TILE // p.n_outer
+    cols = _OUTER_TILE[precision] // p.n_outer
     _outer_idft_kernel[(s.shape[0] * H, p.n_inner // cols)](
         s, out, skip, D, *_outer_tables(p.n_outer, p.n_inner, out.device), B, H, L,
         NO=p.n_outer, NI=p.n_inner, T=cols, HAS_D=D is not None, PRECISION=precision,
-        num_warps=_num_warps(p.n_outer * cols), num_stages=1,
+        num_warps=_OUTER_WARPS, num_stages=1,
     )
 
 
