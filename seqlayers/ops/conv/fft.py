@@ -396,7 +396,8 @@ def _num_warps(elements: int) -> int:
     Measured with ``tests/aot`` (the ``ptxas`` log of Triton's own compile, sm_90): with 4 warps
     the one-pass kernels spilled 4-132 B per thread in 10 of their variants with tiles of 512 or
     1024 elements (the backward keeps about four tiles live: the kernel's spectrum, an
-    accumulator and two spectra); with 8 warps from 512 elements, one (see ``tests/aot``)."""
+    accumulator and two spectra); with 8 warps from 512 elements, one. sm_80/86 keep small spills
+    of another kind at any warp count (predicates held across the batch loop; ``tests/aot``)."""
     return 4 if elements < 512 else 8
 
 

@@ -27,8 +27,12 @@ __all__ = ["is_available", "plan", "forward", "backward"]
 SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 BLOCK_L = 64
 MAX_BLOCK_P = 32
-"""States per program; 16 for float64 and 8 for complex128, whose wider blocks took 255 registers
-and spilled (32 on sm_80-90, 16 complex128 on sm_80; ``tests/aot``)."""
+"""States per program; 16 for float64 and complex64 and 8 for complex128, whose wider blocks took
+255 registers and spilled (``tests/aot``: float64 at 32 on sm_80-90, complex128 at 16 on sm_80,
+complex64's backward at 32 with Triton 3.6 on sm_80 and sm_90, 88 B)."""
+
+_WIDEST = {torch.float64: MAX_BLOCK_P // 2, torch.complex64: MAX_BLOCK_P // 2,
+           torch.complex128: MAX_BLOCK_P // 4}
 
 
 @functools.lru_cache(maxsize=1024)  # planned once per call shape (dispatch.clear_plans)
@@ -36,8 +40,7 @@ def plan(call: ScanCall, auto: bool) -> tuple[tuple[int, int], int]:
     """``(grid, BLOCK_P)``: one program per batch row and block of states; raises
     :class:`~seqlayers.errors.Unsupported` if the call cannot run here."""
     check_call("triton", call.device, {"a": call.dtype}, SUPPORTED_DTYPES, auto)
-    widest = {torch.float64: MAX_BLOCK_P // 2, torch.complex128: MAX_BLOCK_P // 4}.get(call.dtype, MAX_BLOCK_P)
-    block_p = min(widest, triton.next_power_of_2(call.states))
+    block_p = min(_WIDEST.get(call.dtype, MAX_BLOCK_P), triton.next_power_of_2(call.states))
     return (call.batch, triton.cdiv(call.states, block_p)), block_p
 
 
