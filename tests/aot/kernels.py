@@ -51,7 +51,8 @@ class Variant:
     float32); ``none``: pointer arguments passed as None (specialized to constexpr None, as a
     launch does); ``ints``: integer arguments passed as int64 (the rest int32);
     ``smem_budget``: the shared memory in bytes the planner assumed for it (None: no
-    assumption); ``size``: what orders the variants of one kernel, smallest to largest.
+    assumption); ``size``: what orders the variants of one kernel, smallest to largest;
+    ``maxnreg``: the register ceiling the launch passes (None: none).
     """
 
     backend: str
@@ -66,11 +67,13 @@ class Variant:
     ints: tuple[str, ...] = ()
     smem_budget: int | None = None
     size: int = 0
+    maxnreg: int | None = None
 
     @property
     def name(self) -> str:
         cx = ",".join(f"{k}={v}" for k, v in self.constexprs)
-        return f"{self.kernel}[{cx},{self.dtype},w{self.num_warps},s{self.num_stages}]"
+        regs = f",r{self.maxnreg}" if self.maxnreg else ""
+        return f"{self.kernel}[{cx},{self.dtype},w{self.num_warps},s{self.num_stages}{regs}]"
 
     def order(self) -> tuple:
         """Sort key within a kernel: size, then warps, flags set and dot precision."""
@@ -209,26 +212,29 @@ def _fft_variants(cap: int) -> list[Variant]:
                     cx = (("N", p.n), ("LOG2N", log2n), ("ROWS", p.rows), ("HAS_D", has_d))
                     out.append(Variant("fft", mod, "_long_conv_fwd_kernel", cx, w, None, dt,
                                        ("u_ptr", "k_ptr", "d_ptr", "y_ptr"), () if has_d else ("d_ptr",),
-                                       size=p.n))
+                                       size=p.n, maxnreg=fft._MAX_REGISTERS))
                     out.append(Variant("fft", mod, "_long_conv_bwd_kernel", cx,
                                        fft._num_warps(p.rows * p.n), None, dt,
                                        ("u_ptr", "k_ptr", "d_ptr", "dy_ptr", "du_ptr"),
-                                       () if has_d else ("d_ptr",), size=p.n))
+                                       () if has_d else ("d_ptr",), size=p.n, maxnreg=fft._MAX_REGISTERS))
                 continue
             logs = (("LOG2N1", p.n1.bit_length() - 1),)
             col = (("N1", p.n1), ("N2", p.n2), *logs, ("T", p.cols))
             row = (("N1", p.n1), ("N2", p.n2), *logs, ("LOG2N2", p.n2.bit_length() - 1), ("T", p.rows))
             wc, wr = fft._num_warps(p.cols * p.n1), fft._num_warps(p.rows * p.n2)
-            out.append(Variant("fft", mod, "_long_conv_col_fft_kernel", col, wc, None, dt, ("x_ptr",), size=p.n))
-            out.append(Variant("fft", mod, "_long_conv_row_fwd_kernel", row, wr, None, dt, size=p.n))
+            out.append(Variant("fft", mod, "_long_conv_col_fft_kernel", col, wc, None, dt, ("x_ptr",),
+                               size=p.n, maxnreg=fft._MAX_REGISTERS))
+            out.append(Variant("fft", mod, "_long_conv_row_fwd_kernel", row, wr, None, dt, size=p.n,
+                               maxnreg=fft._MAX_REGISTERS))
             out.append(Variant("fft", mod, "_long_conv_row_bwd_kernel", row,
-                               fft._num_warps(p.rows * p.n2), None, dt, size=p.n))
+                               fft._num_warps(p.rows * p.n2), None, dt, size=p.n, maxnreg=fft._MAX_REGISTERS))
             for has_d, has_dot in ((False, False), (True, False), (True, True)):
                 none = () if has_d else ("skip_ptr", "d_ptr")
                 none += () if has_dot else ("dot_ptr", "dd_part_ptr")
                 out.append(Variant("fft", mod, "_long_conv_col_ifft_kernel",
                                    (*col, ("HAS_D", has_d), ("HAS_DOT", has_dot)), wc, None, dt,
-                                   ("out_ptr", "skip_ptr", "d_ptr", "dot_ptr"), none, size=p.n))
+                                   ("out_ptr", "skip_ptr", "d_ptr", "dot_ptr"), none, size=p.n,
+                                   maxnreg=fft._MAX_REGISTERS))
     return out
 
 
@@ -345,6 +351,8 @@ def compile_variant(cap: int, v: Variant) -> Resources:
     options = {"num_warps": v.num_warps}
     if v.num_stages is not None:
         options["num_stages"] = v.num_stages
+    if v.maxnreg is not None:
+        options["maxnreg"] = v.maxnreg
     knobs.compilation.always_compile = True
     knobs.nvidia.dump_ptxas_log = True
     log = io.StringIO()

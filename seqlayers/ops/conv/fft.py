@@ -64,6 +64,16 @@ _TILE = 2048
 
 _SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
+_MAX_REGISTERS = 255
+"""The register ceiling (``maxnreg``, PTX ``.maxnreg``) every launch passes.
+
+Without one, ptxas (under the flags Triton passes, e.g. ``--regAllocOptLevel=2`` in Triton 3.9)
+held some one-pass variants to round budgets of 40-128 registers and kept a few predicates in
+local memory (4-36 B per thread: 32 variants on sm_80, 15 on sm_86, 1 on sm_90); with it none
+spills (``tests/aot``). The Triton scan launches without one: with it its float32 backward at 32
+states takes all 255 registers and spills 4 B on sm_90, without it none."""
+
+
 
 # ----------------------------------------------------------------------------------------------
 # device code
@@ -396,8 +406,8 @@ def _num_warps(elements: int) -> int:
     Measured with ``tests/aot`` (the ``ptxas`` log of Triton's own compile, sm_90): with 4 warps
     the one-pass kernels spilled 4-132 B per thread in 10 of their variants with tiles of 512 or
     1024 elements (the backward keeps about four tiles live: the kernel's spectrum, an
-    accumulator and two spectra); with 8 warps from 512 elements, one. sm_80/86 keep small spills
-    of another kind at any warp count (predicates held across the batch loop; ``tests/aot``)."""
+    accumulator and two spectra); with 8 warps from 512 elements, none with the register ceiling
+    (:data:`_MAX_REGISTERS`)."""
     return 4 if elements < 512 else 8
 
 
@@ -415,7 +425,7 @@ def _col_fft(x: Tensor, p: FFTPlan) -> tuple[Tensor, Tensor]:
     s_im = torch.empty_like(s_re)
     _long_conv_col_fft_kernel[(pairs * H, p.n2 // p.cols)](
         x, s_re, s_im, *_twiddles(p.n, x.device), B, H, L, N1=p.n1, N2=p.n2,
-        LOG2N1=p.n1.bit_length() - 1, T=p.cols, num_warps=_num_warps(p.cols * p.n1),
+        LOG2N1=p.n1.bit_length() - 1, T=p.cols, num_warps=_num_warps(p.cols * p.n1), maxnreg=_MAX_REGISTERS,
     )
     return s_re, s_im
 
@@ -435,7 +445,7 @@ def _col_ifft(s: tuple[Tensor, Tensor], out: Tensor, p: FFTPlan, skip: Tensor | 
     _long_conv_col_ifft_kernel[(pairs * H, tiles)](
         *s, out, skip, D, dot, dd_part, *_twiddles(p.n, out.device), B, H, L, N1=p.n1, N2=p.n2,
         LOG2N1=p.n1.bit_length() - 1, T=p.cols, HAS_D=D is not None, HAS_DOT=dot is not None,
-        num_warps=_num_warps(p.cols * p.n1),
+        num_warps=_num_warps(p.cols * p.n1), maxnreg=_MAX_REGISTERS,
     )
     return dd_part.sum((0, 1)) if dot is not None else None
 
@@ -451,14 +461,14 @@ def forward(p: FFTPlan, u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
     if not p.four_step:
         _long_conv_fwd_kernel[(H, p.groups)](
             u, k, D, y, *tw, B, H, L, k.shape[-1], p.per_program, N=p.n, LOG2N=p.n.bit_length() - 1,
-            ROWS=p.rows, HAS_D=D is not None, num_warps=_num_warps(p.rows * p.n),
+            ROWS=p.rows, HAS_D=D is not None, num_warps=_num_warps(p.rows * p.n), maxnreg=_MAX_REGISTERS,
         )
         return y
     su = _col_fft(u, p)
     sk = _col_fft(k.unsqueeze(0), p)
     _long_conv_row_fwd_kernel[(H, p.n1 // p.rows, p.groups)](
         *su, *sk, *tw, H, (B + 1) // 2, p.per_program, N1=p.n1, N2=p.n2, LOG2N1=p.n1.bit_length() - 1,
-        LOG2N2=p.n2.bit_length() - 1, T=p.rows, num_warps=_num_warps(p.rows * p.n2),
+        LOG2N2=p.n2.bit_length() - 1, T=p.rows, num_warps=_num_warps(p.rows * p.n2), maxnreg=_MAX_REGISTERS,
     )
     _col_ifft(su, y, p, skip=u, D=D)
     return y
@@ -480,14 +490,14 @@ def backward(p: FFTPlan, dy: Tensor, u: Tensor, k: Tensor, D: Tensor | None,
         _long_conv_bwd_kernel[(H, p.groups)](
             u, k, D, dy, du, dk_part, dd_part, *_twiddles(p.n, u.device), B, H, L, Lk, p.per_program,
             N=p.n, LOG2N=p.n.bit_length() - 1, ROWS=p.rows, HAS_D=D is not None,
-            num_warps=_num_warps(p.rows * p.n),
+            num_warps=_num_warps(p.rows * p.n), maxnreg=_MAX_REGISTERS,
         )
         return du, dk_part.sum(0), dd_part.sum(0) if D is not None else None
     su, sg, sk = _col_fft(u, p), _col_fft(dy, p), _col_fft(k.unsqueeze(0), p)
     _long_conv_row_bwd_kernel[(H, p.n1 // p.rows)](
         *su, *sg, *sk, *_twiddles(p.n, u.device), H, (B + 1) // 2, N1=p.n1, N2=p.n2,
         LOG2N1=p.n1.bit_length() - 1, LOG2N2=p.n2.bit_length() - 1, T=p.rows,
-        num_warps=_num_warps(p.rows * p.n2),
+        num_warps=_num_warps(p.rows * p.n2), maxnreg=_MAX_REGISTERS,
     )
     del su
     dD = _col_ifft(sg, du, p, skip=dy, D=D, dot=u if D is not None else None)
