@@ -158,3 +158,11 @@ def test_random_shapes(B, H, L, frac, decomposed, seed):
     finally:
         fft._MAX_ONE_PASS = old
         dispatch.clear_plans()
+
+
+def test_twiddle_tables_are_built_once_per_size_and_device():
+    """Every launch reads a twiddle table; it is made once per (size, device), not per call."""
+    cpu = torch.device("cpu")
+    first, again = fft._twiddles(64, cpu), fft._twiddles(64, cpu)
+    assert first[0] is again[0] and first[1] is again[1]
+    assert fft._twiddles(128, cpu)[0].shape == (128,)

@@ -74,7 +74,6 @@ spills (``tests/aot``). The Triton scan launches without one: with it its float3
 states takes all 255 registers and spills 4 B on sm_90, without it none."""
 
 
-
 # ----------------------------------------------------------------------------------------------
 # device code
 
@@ -411,6 +410,7 @@ def _num_warps(elements: int) -> int:
     return 4 if elements < 512 else 8
 
 
+@functools.lru_cache(maxsize=None)
 def _twiddles(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """``exp(-2 pi i t / n)`` for ``t < n`` as float32 (real, imaginary) vectors."""
     table = roots(2, n, n, device)  # row 1: exp(-2 pi i t / n)
