@@ -28,19 +28,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TRITON_INTERPRET", "1")  # only planning here; the worker compiles without it
 
+from machine import cpu_model  # noqa: E402  (benchmarks/speed/machine.py, beside this script)
 from tests.aot import kernels as K  # noqa: E402
 
 OUT = os.path.join(ROOT, "benchmarks", "results", "kernels_resources.md")
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{platform.node()} ({cpu}, {os.cpu_count()} CPUs, no GPU: compiled ahead of time)"
+    return f"{platform.node()} ({cpu_model()}, {os.cpu_count()} CPUs, no GPU: compiled ahead of time)"
 
 
 def measure(caps, backends, subset: str):

@@ -25,6 +25,11 @@ def _cpuinfo() -> tuple[str, set[str]]:
     return model, flags
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` says."""
+    return _cpuinfo()[0]
+
+
 def vector_isa() -> str:
     """``"AVX-512"``, ``"AVX2"``, ``"NEON"`` or ``"baseline"``: the widest vector unit present."""
     _, flags = _cpuinfo()
@@ -39,6 +44,6 @@ def vector_isa() -> str:
 
 def describe(threads: int) -> str:
     """E.g. ``"AMD EPYC (AVX2), 1 thread, load average 2.1 / 1.9 / 1.5"``."""
-    model, _ = _cpuinfo()
+    model = cpu_model()
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     return f"{model} ({vector_isa()}), {threads} thread{'s' if threads != 1 else ''}, load average {load}"
