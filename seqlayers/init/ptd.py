@@ -61,14 +61,11 @@ def ptd_eps(N: int) -> float:
         (0.034, 0.098, 0.032)
     """
     sizes = sorted(RELEASED_EPS)
-    if N <= sizes[0]:
-        return RELEASED_EPS[sizes[0]]
-    if N >= sizes[-1]:
-        return RELEASED_EPS[sizes[-1]]
-    hi = next(n for n in sizes if n >= N)
-    lo = sizes[sizes.index(hi) - 1] if hi != N else hi
+    N = min(max(N, sizes[0]), sizes[-1])
+    lo = max(n for n in sizes if n <= N)
+    hi = min(n for n in sizes if n >= N)
     if lo == hi:
-        return RELEASED_EPS[hi]
+        return RELEASED_EPS[lo]
     t = (math.log2(N) - math.log2(lo)) / (math.log2(hi) - math.log2(lo))
     return round(RELEASED_EPS[lo] + t * (RELEASED_EPS[hi] - RELEASED_EPS[lo]), 4)
 

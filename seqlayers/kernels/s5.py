@@ -67,7 +67,8 @@ class S5Kernel(KernelGenerator):
     Parameters: ``Lambda_re, Lambda_im (P',)``, ``log_step (P',)`` (one step size per state,
     ``log_step ~ U[log dt_min, log dt_max]``), ``B (P', H)`` complex (stored as real pairs,
     ``B_tilde = V^-1 B`` with ``B (P, H)`` LeCun normal, fan-in ``P``: std ``1/sqrt(P)``),
-    ``C (channels, H, P')`` complex (``C_tilde = C V`` with ``C (channels, H, P)`` complex). ``Lambda``, ``log_step`` and ``B`` carry the hint ``lr``, weight decay 0.
+    ``C (channels, H, P')`` complex (``C_tilde = C V`` with ``C (channels, H, P)`` complex).
+    ``Lambda``, ``log_step`` and ``B`` carry the hint ``lr``, weight decay 0.
 
     Discretization (per state): ``zoh``: ``Lambda_bar = exp(dt Lambda)``,
     ``B_bar = (Lambda_bar - 1) / Lambda * B_tilde``; ``bilinear`` as in S4D. Output
