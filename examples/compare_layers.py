@@ -80,8 +80,8 @@ WHY = {
           "it leaves the initial plateau later than 'legs' (next rows): give it more --steps",
     "S5 (lr hint 1e-3)": "Lambda, step and B train at the hint 1e-3, 10x below --lr (the S5 papers use 2x to 5x): "
                          "see the 'S5' row, or give it more --steps",
-    "S5 (legs, ssm lr/2)": "LegS's dense eigenbasis makes B_tilde = V^-1 B complex, which leaves the initial "
-                           "plateau later: try more --steps",
+    "S5 (legs, ssm lr/2)": "the S5 paper's LegS init needs about 400 steps on this task at the defaults: "
+                           "try more --steps",
     "SGConv": "decay=0.5 weights the kernel scale reaching 0.9 L back by 0.5^k, a prior for nearby context "
               "that this task never rewards; it learns slowly (more --steps) or with decay=1",
     "LongConv": "its kernel is squashed (squash_lambda) and smoothed at the start: try more --steps",
