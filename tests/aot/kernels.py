@@ -213,8 +213,7 @@ def _fft_variants(cap: int) -> list[Variant]:
                     out.append(Variant("fft", mod, "_long_conv_fwd_kernel", cx, w, None, dt,
                                        ("u_ptr", "k_ptr", "d_ptr", "y_ptr"), () if has_d else ("d_ptr",),
                                        size=p.n, maxnreg=fft._MAX_REGISTERS))
-                    out.append(Variant("fft", mod, "_long_conv_bwd_kernel", cx,
-                                       fft._num_warps(p.rows * p.n), None, dt,
+                    out.append(Variant("fft", mod, "_long_conv_bwd_kernel", cx, w, None, dt,
                                        ("u_ptr", "k_ptr", "d_ptr", "dy_ptr", "du_ptr"),
                                        () if has_d else ("d_ptr",), size=p.n, maxnreg=fft._MAX_REGISTERS))
                 continue
@@ -226,8 +225,8 @@ def _fft_variants(cap: int) -> list[Variant]:
                                size=p.n, maxnreg=fft._MAX_REGISTERS))
             out.append(Variant("fft", mod, "_long_conv_row_fwd_kernel", row, wr, None, dt, size=p.n,
                                maxnreg=fft._MAX_REGISTERS))
-            out.append(Variant("fft", mod, "_long_conv_row_bwd_kernel", row,
-                               fft._num_warps(p.rows * p.n2), None, dt, size=p.n, maxnreg=fft._MAX_REGISTERS))
+            out.append(Variant("fft", mod, "_long_conv_row_bwd_kernel", row, wr, None, dt, size=p.n,
+                               maxnreg=fft._MAX_REGISTERS))
             for has_d, has_dot in ((False, False), (True, False), (True, True)):
                 none = () if has_d else ("skip_ptr", "d_ptr")
                 none += () if has_dot else ("dot_ptr", "dd_part_ptr")

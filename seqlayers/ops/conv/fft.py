@@ -410,6 +410,11 @@ def _num_warps(elements: int) -> int:
     return 4 if elements < 512 else 8
 
 
+def _launch_options(elements: int) -> dict[str, int]:
+    """``num_warps`` and ``maxnreg`` of a launch whose tiles hold ``elements`` values each."""
+    return {"num_warps": _num_warps(elements), "maxnreg": _MAX_REGISTERS}
+
+
 @functools.lru_cache(maxsize=None)
 def _twiddles(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """``exp(-2 pi i t / n)`` for ``t < n`` as float32 (real, imaginary) vectors."""
@@ -425,7 +430,7 @@ def _col_fft(x: Tensor, p: FFTPlan) -> tuple[Tensor, Tensor]:
     s_im = torch.empty_like(s_re)
     _long_conv_col_fft_kernel[(pairs * H, p.n2 // p.cols)](
         x, s_re, s_im, *_twiddles(p.n, x.device), B, H, L, N1=p.n1, N2=p.n2,
-        LOG2N1=p.n1.bit_length() - 1, T=p.cols, num_warps=_num_warps(p.cols * p.n1), maxnreg=_MAX_REGISTERS,
+        LOG2N1=p.n1.bit_length() - 1, T=p.cols, **_launch_options(p.cols * p.n1),
     )
     return s_re, s_im
 
@@ -445,7 +450,7 @@ def _col_ifft(s: tuple[Tensor, Tensor], out: Tensor, p: FFTPlan, skip: Tensor | 
     _long_conv_col_ifft_kernel[(pairs * H, tiles)](
         *s, out, skip, D, dot, dd_part, *_twiddles(p.n, out.device), B, H, L, N1=p.n1, N2=p.n2,
         LOG2N1=p.n1.bit_length() - 1, T=p.cols, HAS_D=D is not None, HAS_DOT=dot is not None,
-        num_warps=_num_warps(p.cols * p.n1), maxnreg=_MAX_REGISTERS,
+        **_launch_options(p.cols * p.n1),
     )
     return dd_part.sum((0, 1)) if dot is not None else None
 
@@ -461,14 +466,14 @@ def forward(p: FFTPlan, u: Tensor, k: Tensor, D: Tensor | None) -> Tensor:
     if not p.four_step:
         _long_conv_fwd_kernel[(H, p.groups)](
             u, k, D, y, *tw, B, H, L, k.shape[-1], p.per_program, N=p.n, LOG2N=p.n.bit_length() - 1,
-            ROWS=p.rows, HAS_D=D is not None, num_warps=_num_warps(p.rows * p.n), maxnreg=_MAX_REGISTERS,
+            ROWS=p.rows, HAS_D=D is not None, **_launch_options(p.rows * p.n),
         )
         return y
     su = _col_fft(u, p)
     sk = _col_fft(k.unsqueeze(0), p)
     _long_conv_row_fwd_kernel[(H, p.n1 // p.rows, p.groups)](
         *su, *sk, *tw, H, (B + 1) // 2, p.per_program, N1=p.n1, N2=p.n2, LOG2N1=p.n1.bit_length() - 1,
-        LOG2N2=p.n2.bit_length() - 1, T=p.rows, num_warps=_num_warps(p.rows * p.n2), maxnreg=_MAX_REGISTERS,
+        LOG2N2=p.n2.bit_length() - 1, T=p.rows, **_launch_options(p.rows * p.n2),
     )
     _col_ifft(su, y, p, skip=u, D=D)
     return y
@@ -490,14 +495,14 @@ def backward(p: FFTPlan, dy: Tensor, u: Tensor, k: Tensor, D: Tensor | None,
         _long_conv_bwd_kernel[(H, p.groups)](
             u, k, D, dy, du, dk_part, dd_part, *_twiddles(p.n, u.device), B, H, L, Lk, p.per_program,
             N=p.n, LOG2N=p.n.bit_length() - 1, ROWS=p.rows, HAS_D=D is not None,
-            num_warps=_num_warps(p.rows * p.n), maxnreg=_MAX_REGISTERS,
+            **_launch_options(p.rows * p.n),
         )
         return du, dk_part.sum(0), dd_part.sum(0) if D is not None else None
     su, sg, sk = _col_fft(u, p), _col_fft(dy, p), _col_fft(k.unsqueeze(0), p)
     _long_conv_row_bwd_kernel[(H, p.n1 // p.rows)](
         *su, *sg, *sk, *_twiddles(p.n, u.device), H, (B + 1) // 2, N1=p.n1, N2=p.n2,
         LOG2N1=p.n1.bit_length() - 1, LOG2N2=p.n2.bit_length() - 1, T=p.rows,
-        num_warps=_num_warps(p.rows * p.n2), maxnreg=_MAX_REGISTERS,
+        **_launch_options(p.rows * p.n2),
     )
     del su
     dD = _col_ifft(sg, du, p, skip=dy, D=D, dot=u if D is not None else None)
