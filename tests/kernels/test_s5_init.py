@@ -1,5 +1,7 @@
 """S5 initialization: LegS(P/J) spectra with conjugate symmetry, B and C scales, bidirectional forms."""
 
+import inspect
+
 import pytest
 import torch
 
@@ -74,6 +76,37 @@ def test_b_and_c_scales_follow_the_reference(C_init):
     assert B.pow(2).mean().sqrt().item() == pytest.approx(P ** -0.5, rel=0.05)
     assert C.pow(2).mean().sqrt().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
 
+
+
+def _rms(C):
+    return torch.view_as_complex(C).abs().pow(2).mean().sqrt().item()
+
+
+def test_c_parts_are_truncated_at_two_standard_deviations():
+    """Both draws are truncated normals, as the reference's: with V = I (init='inv') C_tilde is C
+    itself, and no part exceeds 2 / (0.8796 sqrt(fan-in))."""
+    torch.manual_seed(0)
+    H, P = 64, 32
+    for C_init, fan_in in (("trunc_standard", P), ("lecun", P * H)):
+        gen = S5Kernel(H, P, blocks=4, init="inv", C_init=C_init)
+        assert gen.C.abs().max().item() <= 2 / (0.87962566103423978 * fan_in ** 0.5) * (1 + 1e-6)
+
+
+def test_default_c_init_is_the_reference_default():
+    H, P = 64, 32
+    assert inspect.signature(S5Kernel).parameters["C_init"].default == "trunc_standard"
+    torch.manual_seed(0)
+    assert _rms(seqlayers.S5(H, P, blocks=4, init="legs").kernel.C) == pytest.approx((2 / P) ** 0.5, rel=0.05)
+
+
+def test_concat_halves_are_drawn_as_one_direction():
+    """The reference's bidirectional S5 draws C1 and C2 each with the one-direction shape
+    (H, P, 2), so each half of the concatenated C has the one-direction scale (no 1/sqrt(2))."""
+    H, P = 64, 32
+    torch.manual_seed(0)
+    layer = seqlayers.S5(H, P, blocks=4, init="legs", bidirectional=True, bidirectional_form="concat")
+    for half in layer.kernel.C:
+        assert _rms(half) == pytest.approx((2 / P) ** 0.5, rel=0.05)
 
 def _reference_bidirectional(layer, x, include_present):
     """Forward and backward recurrences through the kernel's step; the backward one over the
