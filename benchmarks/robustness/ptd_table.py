@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from seqlayers.init import hippo_legs, hippo_legs_nplr, ptd, ptd_eps
-from seqlayers.init.ptd import PTD_ITERS
+from seqlayers.init.ptd import PTD_ITERS, PTD_RESTARTS, PTD_RESTARTS_FROM
 
 SIZES = (2, 4, 8, 16, 32, 64, 128, 256)
 # Released perturbations (Yu et al. 2024): ||E||_2 / ||A||_2, cond(V); 0 unstable modes for
@@ -38,14 +38,20 @@ def unit_cond(V: torch.Tensor) -> float:
     return torch.linalg.cond(V / torch.linalg.vector_norm(V, dim=0)).item()
 
 
-def measure(N: int, restarts: int | None = None, iters: int | None = None) -> dict:
+def default_restarts(N: int) -> int:
+    """The starts :func:`seqlayers.init.ptd` takes by default for size ``N``."""
+    return PTD_RESTARTS if N >= PTD_RESTARTS_FROM else 1
+
+
+def measure(N: int, restarts: int | None = None, iters: int = PTD_ITERS) -> dict:
     """One uncached PTD of HiPPO-LegS(N) as the conjugate-symmetric S5 initialization runs it
-    (``restarts`` / ``iters`` None: the defaults)."""
+    (``restarts`` None: the default)."""
+    restarts = restarts or default_restarts(N)
     A, _ = hippo_legs(N)
     _, p, _ = hippo_legs_nplr(N)
     eps = ptd_eps(N)
     start = time.perf_counter()
-    Lambda, V = ptd(A, eps, pairs=True, start=p, restarts=restarts, **({"iters": iters} if iters else {}))
+    Lambda, V = ptd(A, eps, pairs=True, start=p, restarts=restarts, iters=iters)
     seconds = time.perf_counter() - start
     E = V @ torch.diag(Lambda) @ torch.linalg.inv(V) - A
     norm_A = torch.linalg.matrix_norm(A, 2).item()
@@ -53,8 +59,8 @@ def measure(N: int, restarts: int | None = None, iters: int | None = None) -> di
     G = torch.randn(A.shape, dtype=torch.complex128, generator=gen)
     _, V_rand = torch.linalg.eig(A + G * (eps * norm_A / torch.linalg.matrix_norm(G, 2)))
     return {
-        "N": N, "eps": eps, "restarts": restarts or (4 if N >= 32 else 1),
-        "iters": iters or PTD_ITERS, "cond": unit_cond(V), "E2": torch.linalg.matrix_norm(E, 2).item() / norm_A,
+        "N": N, "eps": eps, "restarts": restarts, "iters": iters, "cond": unit_cond(V),
+        "E2": torch.linalg.matrix_norm(E, 2).item() / norm_A,
         "EF": torch.linalg.matrix_norm(E).item() / norm_A, "unstable": int((Lambda.real >= 0).sum()),
         "real": int((Lambda.imag == 0).sum()), "max_re": Lambda.real.max().item(), "seconds": seconds,
         "cond_A": unit_cond(torch.linalg.eig(A.to(torch.complex128))[1]), "cond_rand": unit_cond(V_rand),
@@ -95,7 +101,7 @@ def main() -> None:
         for line in Path(args.reuse).read_text().splitlines():
             if line.startswith("{"):
                 row = ast.literal_eval(line)
-                row.setdefault("restarts", 4 if row["N"] >= 32 else 1)
+                row.setdefault("restarts", default_restarts(row["N"]))
                 row.setdefault("iters", PTD_ITERS)
                 reused[row["N"]] = row
     rows = []

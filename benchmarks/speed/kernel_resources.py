@@ -4,8 +4,9 @@ Compiles each variant the planners can choose (``tests/aot/kernels.py``, the sam
 ahead-of-time gate ``tests/aot`` checks) for sm_80, sm_86 and sm_90 with the installed Triton, no
 GPU needed, and reads the ``ptxas -v`` log of that compile (Triton's own ``ptxas`` call).
 Occupancy is the resident warps per SM those resources allow: registers (65536 per SM, allocated
-per warp in units of 256), shared memory per SM and the cap of 64 warps, in whole blocks. Writes a section of ``benchmarks/results/kernels_resources.md`` named by
-``--label`` (other sections are kept, so a "before" and an "after" sit side by side)::
+per warp in units of 256), shared memory per SM and the cap of 64 warps, in whole blocks. Writes
+a section of ``benchmarks/results/kernels_resources.md`` named by ``--label`` (other sections
+are kept, so a "before" and an "after" sit side by side)::
 
     python benchmarks/speed/kernel_resources.py --label after                 # everything
     python benchmarks/speed/kernel_resources.py --backend butterfly --target 90 --label before
@@ -96,9 +97,9 @@ def write(label: str, text: str, path: str = OUT) -> None:
     """Replace (or append) the section ``## label`` of ``path``, keeping the others."""
     old = open(path).read() if os.path.exists(path) else (
         "# Triton kernel resources per GPU target\n\nWritten by `benchmarks/speed/kernel_resources.py`: "
-        "registers and spill bytes per thread from the `ptxas -v` log of Triton's compile, shared memory from the compile's "
-        "metadata, resident warps per SM they allow (65536 registers, shared memory per SM, at most 64 "
-        "warps). Gated by `tests/aot`.\n\n")
+        "registers and spill bytes per thread from the `ptxas -v` log of Triton's compile, shared memory "
+        "from the compile's metadata, resident warps per SM they allow (65536 registers, shared memory "
+        "per SM, at most 64 warps). Gated by `tests/aot`.\n\n")
     parts = re.split(r"(?m)^(?=## )", old)
     kept = [p for p in parts if not p.startswith(f"## {label}\n")]
     with open(path, "w") as f:
